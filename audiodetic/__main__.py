@@ -1,0 +1,5 @@
+"""``python -m audiodetic`` runs the command-line interface."""
+
+from audiodetic.cli import main
+
+raise SystemExit(main())
