@@ -75,7 +75,10 @@ class Vocabulary:
             bad = [names[i] for i in np.flatnonzero(norms < 1e-8)[:5]]
             raise VocabularyError(f"Vocabulary embeddings must not be zero vectors; zero rows: {bad}")
         if self.normalize:
-            embeddings = l2_normalize(embeddings)
+            # Rows already of unit norm keep their exact values, so select/concat/save/load are bit-exact.
+            off = np.abs(norms - 1.0) > 1e-6
+            embeddings = np.array(embeddings, np.float32)
+            embeddings[off] = l2_normalize(embeddings[off])
         elif np.any(np.abs(norms - 1.0) > 1e-3):
             raise VocabularyError("Vocabulary embeddings must have unit L2 norm (or pass normalize=True)")
         embeddings = np.ascontiguousarray(embeddings, np.float32)
