@@ -1,0 +1,103 @@
+"""Scoring COCO/LVIS results: perfect predictions, agreement with pycocotools run directly, bad input."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+
+import numpy as np
+import pytest
+from eval_fixtures import make_dataset, perfect_results, shifted_results
+
+from audiodetic.eval.datasets import EvalDataset
+from audiodetic.eval.scoring import score_results
+
+
+@pytest.fixture(params=["coco", "lvis"])
+def dataset(request, tmp_path) -> EvalDataset:
+    annotations, images = make_dataset(tmp_path, request.param)
+    return EvalDataset.load(request.param, annotations, images)
+
+
+def test_perfect_predictions_score_one(dataset: EvalDataset) -> None:
+    scores = score_results(dataset, perfect_results(dataset.annotation_path))
+    assert set(scores) == {"bbox", "segm"}
+    for iou_type in ("bbox", "segm"):
+        assert scores[iou_type].summary["AP"] == pytest.approx(1.0)
+        assert scores[iou_type].summary["AP50"] == pytest.approx(1.0)
+        for row in scores[iou_type].per_category:
+            if row["num_gt"]:
+                assert row["AP"] == pytest.approx(1.0), row
+            else:
+                assert np.isnan(row["AP"])
+
+
+def test_shifted_boxes_match_pycocotools(tmp_path) -> None:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    annotations, images = make_dataset(tmp_path, "coco", num_images=8, seed=3)
+    results = shifted_results(annotations, 3.0)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ground_truth = COCO(str(annotations))
+        evaluator = COCOeval(ground_truth, ground_truth.loadRes(copy.deepcopy(results)), "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    ours = score_results(EvalDataset.load("coco", annotations, images), results)
+    assert set(ours) == {"bbox"}
+    assert 0.05 < evaluator.stats[0] < 0.95  # the shift makes a non-trivial score
+    np.testing.assert_allclose(list(ours["bbox"].summary.values()), evaluator.stats, atol=1e-12)
+
+
+def test_shifted_boxes_match_lvis_api(tmp_path) -> None:
+    from audiodetic.eval.lvis_compat import import_lvis, numpy_float_alias
+
+    LVIS, LVISResults, LVISEval = import_lvis()
+    annotations, images = make_dataset(tmp_path, "lvis", num_images=8, seed=4)
+    results = shifted_results(annotations, 2.0)
+    with numpy_float_alias():
+        evaluator = LVISEval(LVIS(str(annotations)), LVISResults(LVIS(str(annotations)), copy.deepcopy(results)),
+                             "bbox")
+        evaluator.run()
+    expected = evaluator.get_results()
+    ours = score_results(EvalDataset.load("lvis", annotations, images), results)["bbox"].summary
+    assert 0.05 < expected["AP"] < 0.95
+    assert ours == pytest.approx(dict(expected), abs=1e-12)
+
+
+def test_restricting_categories_averages_over_them_only(dataset: EvalDataset) -> None:
+    results = perfect_results(dataset.annotation_path)
+    dropped = [r for r in results if r["category_id"] != 1]  # miss every dog
+    others = [c for c in dataset.category_ids if c != 1 and dataset.num_instances()[c]]
+    assert score_results(dataset, dropped, category_ids=others)["bbox"].summary["AP"] == pytest.approx(1.0)
+    if dataset.num_instances()[1]:
+        assert score_results(dataset, dropped)["bbox"].summary["AP"] < 1.0
+
+
+def test_empty_results_score_zero(dataset: EvalDataset) -> None:
+    scores = score_results(dataset, [])
+    assert scores["bbox"].summary["AP"] == pytest.approx(0.0)
+
+
+def test_bad_results_name_the_problem(dataset: EvalDataset) -> None:
+    good = perfect_results(dataset.annotation_path)[0]
+    with pytest.raises(ValueError, match="image_id 999"):
+        score_results(dataset, [dict(good, image_id=999)])
+    with pytest.raises(ValueError, match="category_id 5"):
+        score_results(dataset, [dict(good, category_id=5)])
+    with pytest.raises(ValueError, match="lacks"):
+        score_results(dataset, [{"image_id": good["image_id"]}])
+    with pytest.raises(ValueError, match="segmentation"):
+        score_results(dataset, [{k: v for k, v in good.items() if k != "segmentation"}], iou_types=["segm"])
+
+
+def test_lvis_file_checked_for_federated_fields(tmp_path) -> None:
+    annotations, images = make_dataset(tmp_path, "coco")
+    with pytest.raises(ValueError, match="neg_category_ids"):
+        EvalDataset.load("lvis", annotations, images)
+    data = json.loads(annotations.read_text())
+    with pytest.raises(ValueError, match="kind must be one of"):
+        EvalDataset("voc", data)
