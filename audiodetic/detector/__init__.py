@@ -1,0 +1,1 @@
+"""Detic's inference graph in plain PyTorch (backbones, FPN, CenterNet proposals, cascade heads)."""

@@ -1,0 +1,134 @@
+"""ResNet-50 (v1.5) bottom-up backbone with frozen batch norm, as used by Detic's ``R5021k`` configs.
+
+The released checkpoints hold a timm ``ResNet(Bottleneck, [3, 4, 6, 3])`` (ImageNet-21k MIIL weights,
+fine-tuned by Detic) whose BatchNorm layers were replaced by detectron2's ``FrozenBatchNorm2d``.
+This module keeps timm's parameter names inside the backbone (``conv1``, ``bn1``, ``layer1.0.conv2``,
+``layer1.0.downsample.0`` ...), so the checkpoint converter only renames a prefix.
+
+Inference only: every parameter is frozen and there is no classifier (the unused timm ``fc`` head of
+the checkpoint is dropped by the converter and never computed).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["FrozenBatchNorm2d", "Bottleneck", "ResNetBackbone"]
+
+
+class FrozenBatchNorm2d(nn.Module):
+    """Batch norm with fixed statistics and affine parameters (all four are buffers).
+
+    ``y = (x - running_mean) / sqrt(running_var + eps) * weight + bias`` per channel,
+    computed with ``F.batch_norm(training=False)`` exactly as detectron2 does at inference.
+    Input and output: ``(B, C, H, W)`` float tensors.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features) - eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}"
+
+
+class Bottleneck(nn.Module):
+    """ResNet v1.5 bottleneck: 1x1 -> 3x3 (carries the stride) -> 1x1 (x4 channels), frozen BN, ReLU.
+
+    ``downsample`` (1x1 conv with stride + frozen BN) is present on the first block of each stage.
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, stride: int, with_downsample: bool) -> None:
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=1, bias=False)
+        self.bn1 = FrozenBatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn2 = FrozenBatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out_channels, kernel_size=1, bias=False)
+        self.bn3 = FrozenBatchNorm2d(out_channels)
+        self.downsample: nn.Sequential | None = None
+        if with_downsample:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                FrozenBatchNorm2d(out_channels),
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        y = F.relu(self.bn2(self.conv2(y)), inplace=True)
+        y = self.bn3(self.conv3(y))
+        y += shortcut
+        return F.relu(y, inplace=True)
+
+
+class ResNetBackbone(nn.Module):
+    """timm-style ResNet (Bottleneck, v1.5) returning the C3, C4, C5 feature maps.
+
+    Args:
+        layers: number of bottleneck blocks per stage; ``(3, 4, 6, 3)`` is ResNet-50.
+        width: channels of the stem (64 for ResNet-50); stage ``i`` (1-based) has ``width * 2**(i-1)``
+            bottleneck planes and ``4 * width * 2**(i-1)`` output channels.
+
+    ``forward(x)``: ``x`` is a ``(B, 3, H, W)`` float32 normalised image batch of any size. Returns
+    ``[C3, C4, C5]`` with strides 8/16/32 (each spatial size is ``ceil`` of the previous one / 2) and
+    ``out_channels`` channels (512, 1024, 2048 for ResNet-50).
+    """
+
+    strides: tuple[int, int, int] = (8, 16, 32)
+
+    def __init__(self, *, layers: tuple[int, int, int, int] = (3, 4, 6, 3), width: int = 64) -> None:
+        super().__init__()
+        if len(layers) != 4 or any(int(n) < 1 for n in layers):
+            raise ValueError(f"layers must be four positive block counts, got {layers!r}")
+        if int(width) < 1:
+            raise ValueError(f"width must be a positive channel count, got {width!r}")
+        self.layers_per_stage = tuple(int(n) for n in layers)
+        self.width = int(width)
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = FrozenBatchNorm2d(width)
+        in_channels = width
+        for index, num_blocks in enumerate(self.layers_per_stage):
+            planes = width * 2**index
+            stride = 1 if index == 0 else 2
+            blocks = []
+            for block_index in range(num_blocks):
+                blocks.append(
+                    Bottleneck(
+                        in_channels,
+                        planes,
+                        stride=stride if block_index == 0 else 1,
+                        with_downsample=block_index == 0,
+                    )
+                )
+                in_channels = planes * Bottleneck.expansion
+            self.add_module(f"layer{index + 1}", nn.Sequential(*blocks))
+        self.out_channels: tuple[int, int, int] = tuple(  # type: ignore[assignment]
+            width * 2**i * Bottleneck.expansion for i in (1, 2, 3)
+        )
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        x = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+        x = self.layer1(x)
+        c3 = self.layer2(x)
+        c4 = self.layer3(c3)
+        c5 = self.layer4(c4)
+        return [c3, c4, c5]
