@@ -1,0 +1,69 @@
+"""Class-agnostic mask head and detectron2-exact mask pasting into the original image."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MaskHead(nn.Module):
+    """``mask_fcn1..N`` (Conv3x3 + ReLU) -> ``deconv`` (2x2, stride 2) -> ReLU -> ``predictor`` (1x1 -> 1 channel).
+
+    Input ``(M, C, 14, 14)`` pooled features; output ``(M, 1, 28, 28)`` mask logits.
+    """
+
+    def __init__(self, channels: int, *, num_convs: int = 4) -> None:
+        super().__init__()
+        self.num_convs = num_convs
+        for index in range(1, num_convs + 1):
+            self.add_module(f"mask_fcn{index}", nn.Conv2d(channels, channels, 3, padding=1))
+        self.deconv = nn.ConvTranspose2d(channels, channels, 2, stride=2)
+        self.predictor = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for index in range(1, self.num_convs + 1):
+            x = torch.relu(getattr(self, f"mask_fcn{index}")(x))
+        return self.predictor(torch.relu(self.deconv(x)))
+
+
+def _paste_one(mask: torch.Tensor, box: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, int, int]:
+    """Sample one ``(S, S)`` probability mask over the pixels around ``box`` (``(4,)`` original frame).
+
+    Samples pixel centres ``(i + 0.5)`` mapped to ``[-1, 1]`` across the box with bilinear ``grid_sample``
+    (``align_corners=False``, zero padding) inside ``[floor(x0) - 1, ceil(x1) + 1)`` (likewise y), clamped to the
+    image. Returns the sampled region and its top-left ``(y0, x0)``.
+    """
+    x0_int = max(math.floor(float(box[0])) - 1, 0)
+    y0_int = max(math.floor(float(box[1])) - 1, 0)
+    x1_int = min(math.ceil(float(box[2])) + 1, width)
+    y1_int = min(math.ceil(float(box[3])) + 1, height)
+    img_y = torch.arange(y0_int, y1_int, dtype=torch.float32, device=mask.device) + 0.5
+    img_x = torch.arange(x0_int, x1_int, dtype=torch.float32, device=mask.device) + 0.5
+    img_y = (img_y - box[1]) / (box[3] - box[1]) * 2 - 1
+    img_x = (img_x - box[0]) / (box[2] - box[0]) * 2 - 1
+    grid_x = img_x[None, :].expand(img_y.shape[0], img_x.shape[0])
+    grid_y = img_y[:, None].expand(img_y.shape[0], img_x.shape[0])
+    grid = torch.stack([grid_x, grid_y], dim=2)[None]
+    sampled = F.grid_sample(mask[None, None].float(), grid.to(torch.float32), align_corners=False)
+    return sampled[0, 0], y0_int, x0_int
+
+
+def paste_masks(
+    masks: torch.Tensor, boxes: torch.Tensor, image_size: tuple[int, int], threshold: float = 0.5
+) -> torch.Tensor:
+    """Paste ``(M, S, S)`` mask probabilities into ``(M, H, W)`` bool masks (``>= threshold``).
+
+    ``boxes``: ``(M, 4)`` float32 xyxy in the target image (``image_size = (H, W)``). Equals detectron2's
+    ``paste_masks_in_image`` on CPU (one mask at a time over the box's neighbourhood; pixels outside it are
+    False). The loop runs over final detections only (at most ``detections_per_image``).
+    """
+    height, width = image_size
+    out = torch.zeros((masks.shape[0], height, width), dtype=torch.bool, device=masks.device)
+    boxes = boxes.float()
+    for index in range(masks.shape[0]):
+        region, y0, x0 = _paste_one(masks[index], boxes[index], height, width)
+        out[index, y0 : y0 + region.shape[0], x0 : x0 + region.shape[1]] = region >= threshold
+    return out

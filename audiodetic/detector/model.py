@@ -1,0 +1,288 @@
+"""``Detector``: Detic's CenterNet2 inference graph with the vocabulary as a call argument.
+
+``encode(image)`` does all vocabulary-independent work once (preprocess, backbone, FPN, CenterNet proposals, the
+three class-agnostic cascade stages); ``classify(encoding, embeddings)`` scores the stored region embeddings
+against any vocabulary, thresholds, runs class-wise NMS and the mask head on the survivors only.
+``detect(image, vocabulary) == classify(encode(image), vocabulary)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from audiodetic.detector.boxes import clip_boxes, nonempty
+from audiodetic.detector.centernet import CenterNetHead, centernet_proposals
+from audiodetic.detector.config import DetectorConfig
+from audiodetic.detector.masks import paste_masks
+from audiodetic.detector.preprocess import preprocess_image
+from audiodetic.detector.roi_heads import CascadeROIHeads, RegionEncoding, class_weight_matrix
+from audiodetic.structures import Detections
+
+
+@dataclass
+class ImageEncoding:
+    """Everything about one image that does not depend on the vocabulary (tensors on the detector's device).
+
+    Attributes:
+        original_size: ``(H, W)`` of the caller's image (the frame of the returned ``Detections``).
+        image_size: ``(h, w)`` of the resized network input (the frame of all boxes below).
+        features: P3..P5 ``(1, C, h_l, w_l)`` float32 maps (pooled by the mask head).
+        proposal_boxes: ``(N, 4)`` float32 CenterNet proposals, unclipped.
+        proposal_scores: ``(N,)`` float32 ``sqrt(sigmoid(agn_hm))`` of each proposal.
+        boxes: ``(N, 4)`` float32 final cascade boxes of each proposal (unclipped; clipped when classified).
+        embeddings: ``(S, N, D)`` float32 unit-L2 region embeddings of the ``S`` cascade stages.
+    """
+
+    original_size: tuple[int, int]
+    image_size: tuple[int, int]
+    features: list[torch.Tensor]
+    proposal_boxes: torch.Tensor
+    proposal_scores: torch.Tensor
+    boxes: torch.Tensor
+    embeddings: torch.Tensor
+
+    @property
+    def regions(self) -> RegionEncoding:
+        return RegionEncoding(self.boxes, self.embeddings, self.proposal_scores, self.image_size)
+
+
+def class_embeddings(vocabulary: Any, names: Sequence[str] | None, dim: int) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """Normalise the vocabulary argument: a ``Vocabulary`` or a ``(C, D)`` array/tensor -> (tensor, names)."""
+    from audiodetic.vocabulary import Vocabulary
+
+    if isinstance(vocabulary, Vocabulary):
+        vocabulary.check_compatible(dim=dim)
+        matrix = torch.from_numpy(np.array(vocabulary.embeddings, dtype=np.float32))
+        names = vocabulary.names if names is None else tuple(names)
+    else:
+        if isinstance(vocabulary, torch.Tensor):
+            matrix = vocabulary.detach().to("cpu", torch.float32)
+        elif isinstance(vocabulary, np.ndarray) or isinstance(vocabulary, (list, tuple)):
+            matrix = torch.as_tensor(np.asarray(vocabulary, dtype=np.float32))
+        else:
+            raise ValueError(
+                f"vocabulary must be a Vocabulary or a (C, {dim}) array/tensor, got {type(vocabulary).__name__}"
+            )
+        if matrix.ndim != 2 or matrix.shape[1] != dim or matrix.shape[0] < 1:
+            raise ValueError(f"vocabulary embeddings must have shape (C, {dim}) with C >= 1, got {tuple(matrix.shape)}")
+        if not bool(torch.isfinite(matrix).all()):
+            raise ValueError("vocabulary embeddings must be finite")
+        names = tuple(f"class_{i}" for i in range(matrix.shape[0])) if names is None else tuple(names)
+    if len(names) != matrix.shape[0]:
+        raise ValueError(f"got {len(names)} names for {matrix.shape[0]} vocabulary embeddings; they must match")
+    return matrix, names
+
+
+class Detector(nn.Module):
+    """Detic CenterNet2 detector (inference only). Build with :func:`build_detector` or ``convert.load_detector``.
+
+    Submodules (names match ``convert.py``'s key table): ``backbone``, ``fpn``, ``centernet``, ``roi_heads``.
+    """
+
+    def __init__(self, config: DetectorConfig, backbone: nn.Module, fpn: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone
+        self.fpn = fpn
+        self.centernet = CenterNetHead(
+            config.fpn_channels,
+            len(config.centernet_strides),
+            num_convs=config.centernet_num_convs,
+            gn_groups=config.centernet_gn_groups,
+        )
+        self.roi_heads = CascadeROIHeads(config)
+        self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean).view(3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(config.pixel_std).view(3, 1, 1), persistent=False)
+        self.checkpoint_info: dict[str, Any] = {}
+        self.requires_grad_(False)
+        self.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    # -- vocabulary-independent part ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def encode(self, image: np.ndarray, *, input_size: tuple[int, int] | None = None) -> ImageEncoding:
+        """Encode one ``(H, W, 3)`` uint8 RGB image (see :class:`ImageEncoding`).
+
+        ``input_size = (min_size, max_size)`` overrides the config's shortest-edge resize for this call
+        (e.g. ``(640, 640)`` as Detic's real-time table).
+        """
+        config = self.config
+        min_size, max_size = check_input_size(input_size, config)
+        inputs = preprocess_image(
+            image,
+            min_size=min_size,
+            max_size=max_size,
+            pixel_mean=self.pixel_mean,
+            pixel_std=self.pixel_std,
+            size_divisibility=config.size_divisibility,
+        )
+        pyramid = self.fpn(self.backbone(inputs.tensor))
+        heatmaps, regressions = self.centernet(pyramid)
+        proposal_boxes, proposal_scores = centernet_proposals(
+            heatmaps,
+            regressions,
+            config.centernet_strides,
+            score_threshold=config.centernet_score_threshold,
+            pre_nms_topk=config.centernet_pre_nms_topk,
+            nms_threshold=config.centernet_nms_threshold,
+            post_nms_topk=config.centernet_post_nms_topk,
+            min_box_side=config.centernet_min_box_side,
+        )
+        features = list(pyramid[: len(config.pooler_strides)])
+        regions = self.roi_heads.encode(features, proposal_boxes, proposal_scores, inputs.image_size)
+        return ImageEncoding(
+            original_size=inputs.original_size,
+            image_size=inputs.image_size,
+            features=features,
+            proposal_boxes=proposal_boxes,
+            proposal_scores=proposal_scores,
+            boxes=regions.boxes,
+            embeddings=regions.embeddings,
+        )
+
+    # -- vocabulary-dependent part -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def classify(
+        self,
+        encoding: ImageEncoding,
+        embeddings: Any,
+        *,
+        names: Sequence[str] | None = None,
+        score_threshold: float = 0.5,
+        all_classes: bool = False,
+        with_masks: bool = True,
+        max_detections: int = 300,
+    ) -> Detections:
+        """Detections of an encoded image for a vocabulary.
+
+        Args:
+            encoding: from :meth:`encode` on this detector.
+            embeddings: ``(C, D)`` class embeddings (tensor/array, rows normalised here as upstream does) or a
+                ``Vocabulary``.
+            names: ``C`` class names (default: the vocabulary's, or ``class_0..``).
+            score_threshold: keep scores strictly greater than this (Detic's demo default 0.5).
+            all_classes: score every class of a proposal instead of only its best one(s).
+            with_masks: compute and paste instance masks (ignored when the model has no mask head).
+            max_detections: keep at most this many detections after NMS (300 upstream).
+
+        Returns:
+            ``Detections`` in the original image frame, sorted by score (boxes float32 xyxy pixels).
+        """
+        _check_options(score_threshold, max_detections)
+        matrix, names = class_embeddings(embeddings, names, self.config.embed_dim)
+        weights = class_weight_matrix(matrix.to(self.device))
+        result = self.roi_heads.classify(
+            encoding.regions,
+            weights,
+            score_threshold=float(score_threshold),
+            one_class_per_proposal=not all_classes,
+            max_detections=int(max_detections),
+        )
+        return self._postprocess(encoding, result.boxes, result.scores, result.class_ids, names, with_masks)
+
+    def detect(
+        self, image: np.ndarray, vocabulary: Any, *, input_size: tuple[int, int] | None = None, **kwargs: Any
+    ) -> Detections:
+        """``classify(encode(image, input_size=...), vocabulary, **kwargs)`` — one-shot detection.
+
+        Keyword options are those of :meth:`classify`; they are validated before the image is encoded.
+        """
+        _check_options(kwargs.get("score_threshold", 0.5), kwargs.get("max_detections", 300))
+        class_embeddings(vocabulary, kwargs.get("names"), self.config.embed_dim)  # fail before the heavy part
+        check_input_size(input_size, self.config)
+        return self.classify(self.encode(image, input_size=input_size), vocabulary, **kwargs)
+
+    def forward(self, image: np.ndarray, vocabulary: Any, **kwargs: Any) -> Detections:
+        return self.detect(image, vocabulary, **kwargs)
+
+    def _postprocess(
+        self,
+        encoding: ImageEncoding,
+        boxes: torch.Tensor,
+        scores: torch.Tensor,
+        class_ids: torch.Tensor,
+        names: tuple[str, ...],
+        with_masks: bool,
+    ) -> Detections:
+        """Scale resized-frame boxes to the original image, clip, drop empty boxes, paste masks (A.7)."""
+        height, width = encoding.original_size
+        scale_x, scale_y = width / encoding.image_size[1], height / encoding.image_size[0]
+        scaled = boxes.clone()
+        scaled[:, 0::2] *= scale_x
+        scaled[:, 1::2] *= scale_y
+        scaled = clip_boxes(scaled, (height, width))
+        keep = nonempty(scaled)
+        masks = None
+        if with_masks and self.roi_heads.mask_head is not None:
+            probabilities = self.roi_heads.mask_probabilities(encoding.features, boxes[keep])
+            masks = paste_masks(probabilities, scaled[keep], (height, width), self.config.mask_threshold)
+            masks = masks.cpu().numpy()
+        return Detections(
+            boxes=scaled[keep].cpu().numpy(),
+            scores=scores[keep].cpu().numpy(),
+            class_ids=class_ids[keep].cpu().numpy(),
+            names=names,
+            image_size=(height, width),
+            masks=masks,
+        )
+
+
+def check_input_size(input_size: Any, config: DetectorConfig) -> tuple[int, int]:
+    """``(min_size, max_size)`` from an override or the config; ``ValueError`` unless two positive integers."""
+    if input_size is None:
+        return config.min_size, config.max_size
+    valid = not isinstance(input_size, (str, bytes))
+    try:
+        min_size, max_size = (int(v) for v in input_size)
+        valid = valid and all(float(v) == int(v) for v in input_size)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid or min_size <= 0 or max_size <= 0:
+        raise ValueError(f"input_size must be two positive integers (min_size, max_size), got {input_size!r}")
+    return min_size, max_size
+
+
+def _check_options(score_threshold: Any, max_detections: Any) -> None:
+    try:
+        threshold = float(score_threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"score_threshold must be a number in [0, 1), got {score_threshold!r}") from None
+    if not math.isfinite(threshold) or not 0.0 <= threshold < 1.0:
+        raise ValueError(f"score_threshold must be a number in [0, 1), got {score_threshold!r}")
+    if isinstance(max_detections, bool) or not isinstance(max_detections, (int, np.integer)) or max_detections < 1:
+        raise ValueError(f"max_detections must be a positive integer, got {max_detections!r}")
+
+
+def build_detector(config: DetectorConfig | None = None) -> Detector:
+    """A randomly initialised :class:`Detector` for ``config`` (default ``DetectorConfig.r50()``), in eval mode.
+
+    Load weights with ``audiodetic.detector.convert.load_detector`` (released checkpoints) instead.
+    """
+    from audiodetic.detector.fpn import FPN
+
+    config = DetectorConfig.r50() if config is None else config
+    if config.backbone == "resnet50":
+        from audiodetic.detector.resnet import ResNetBackbone
+
+        backbone: nn.Module = ResNetBackbone(layers=tuple(config.resnet_layers), width=config.resnet_width)
+    else:
+        from audiodetic.detector.swin import SwinBackbone
+
+        backbone = SwinBackbone(
+            embed_dim=config.swin_embed_dim,
+            depths=tuple(config.swin_depths),
+            num_heads=tuple(config.swin_num_heads),
+            window_size=config.swin_window_size,
+            mlp_ratio=config.swin_mlp_ratio,
+        )
+    fpn = FPN(in_channels=tuple(backbone.out_channels), out_channels=config.fpn_channels)
+    return Detector(config, backbone, fpn)
