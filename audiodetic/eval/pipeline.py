@@ -1,0 +1,104 @@
+"""One evaluation end to end: run (resumable, sharded), merge, score, report. The CLI is a thin layer on this."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from audiodetic.eval.datasets import EvalDataset
+from audiodetic.eval.reports import write_report
+from audiodetic.eval.runner import ImageHook, Variant, merge_predictions, prepare_output, run_predictions, \
+    wait_for_shards
+from audiodetic.eval.scoring import IouTypeScores, score_results
+from audiodetic.eval.sharding import DistributedEnv, Shard, effective_shard
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the detector is run. Defaults follow Detic's evaluation configs: score > 0.02, every class above
+    threshold per proposal (no one-class-per-proposal), at most 300 detections per image."""
+
+    score_threshold: float = 0.02
+    max_detections: int = 300
+    all_classes: bool = True
+    max_images: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.score_threshold < 1.0:
+            raise ValueError(f"score threshold must lie in [0, 1), got {self.score_threshold}")
+        if self.max_detections < 1:
+            raise ValueError(f"max detections must be >= 1, got {self.max_detections}")
+        if self.max_images is not None and self.max_images < 1:
+            raise ValueError(f"max images must be >= 1, got {self.max_images}")
+
+
+def select_image_ids(dataset: EvalDataset, max_images: int | None) -> list[int]:
+    """The run's images: all ids ascending, or the first ``max_images`` of them."""
+    ids = list(dataset.image_ids)
+    return ids if max_images is None else ids[:max_images]
+
+
+def run_info(dataset: EvalDataset, variants: Mapping[str, Variant], settings: RunSettings,
+             **described: Any) -> dict[str, Any]:
+    """The ``run.json`` payload: dataset, settings, each variant's vocabulary fingerprint, plus ``described``."""
+    return {"kind": dataset.kind,
+            "annotations": str(Path(dataset.annotation_path).resolve()) if dataset.annotation_path else None,
+            "settings": asdict(settings),
+            "variants": {name: variant.fingerprint() for name, variant in variants.items()},
+            **described}
+
+
+def score_and_report(dataset: EvalDataset, results: list[dict[str, Any]], folder: Path, *, title: str,
+                     image_ids: Sequence[int] | None = None, category_ids: Sequence[int] | None = None,
+                     plots: bool = True, extra: Mapping[str, Any] | None = None) -> dict[str, IouTypeScores]:
+    """Score ``results`` and write the report files into ``folder``."""
+    scores = score_results(dataset, results, image_ids=image_ids, category_ids=category_ids)
+    info = {"dataset": dataset.kind, "images": len(image_ids) if image_ids is not None else len(dataset.image_ids),
+            "detections": len(results), **(extra or {})}
+    write_report(folder, scores, title=title, extra=info, plots=plots)
+    return scores
+
+
+def merge_and_score(output_dirs: Sequence[Path], dataset: EvalDataset, info: Mapping[str, Any], *,
+                    destination: Path, plots: bool = True) -> dict[str, dict[str, IouTypeScores]]:
+    """Merge every variant's finished shards (from ``output_dirs``), write ``<variant>/results.json`` and its report
+    under ``destination``; ``info`` is the run's ``run.json``."""
+    image_ids = select_image_ids(dataset, info["settings"].get("max_images"))
+    all_scores = {}
+    for name, variant in info["variants"].items():
+        results = merge_predictions(output_dirs, name, image_ids)
+        folder = destination / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "results.json").write_text(json.dumps(results), encoding="utf-8")
+        all_scores[name] = score_and_report(
+            dataset, results, folder, title=f"{dataset.kind.upper()} {name}", image_ids=image_ids,
+            category_ids=sorted(set(variant["category_ids"])), plots=plots)
+    return all_scores
+
+
+def evaluate(detector: Any, dataset: EvalDataset, variants: Mapping[str, Variant], output_dir: Path, *,
+             settings: RunSettings = RunSettings(), shard: Shard | None = None, env: DistributedEnv | None = None,
+             described: Mapping[str, Any] | None = None, overwrite: bool = False, progress: bool = True,
+             plots: bool = True, merge_timeout_s: float = 86400.0,
+             on_image_done: ImageHook | None = None) -> dict[str, dict[str, IouTypeScores]] | None:
+    """Run ``detector`` for every variant over this process's shard, then merge and score when this process is
+    the one to do it: a plain run (no ``shard``, no ``torchrun``), or rank 0 of a ``torchrun`` without ``shard``
+    (after waiting for the other ranks' ``.done`` markers). Otherwise returns ``None``; run
+    ``audiodetic eval merge`` once all shards have finished."""
+    info = run_info(dataset, variants, settings, **dict(described or {}))
+    prepare_output(output_dir, info, overwrite=overwrite and (env is None or env.is_main))
+    mine = effective_shard(shard, env)
+    image_ids = select_image_ids(dataset, settings.max_images)
+    counts = run_predictions(detector, dataset, variants, output_dir, image_ids=image_ids, shard=mine,
+                             score_threshold=settings.score_threshold, max_detections=settings.max_detections,
+                             all_classes=settings.all_classes, progress=progress, on_image_done=on_image_done)
+    print(f"{mine.name}: {counts['processed']} images run, {counts['skipped']} already done", file=sys.stderr)
+    if shard is not None or (env is not None and not env.is_main):
+        return None
+    if env is not None:
+        wait_for_shards(output_dir, list(variants), mine.count, timeout_s=merge_timeout_s)
+    info = json.loads((output_dir / "run.json").read_text(encoding="utf-8"))
+    return merge_and_score([output_dir], dataset, info, destination=output_dir, plots=plots)

@@ -1,0 +1,240 @@
+"""Run a detector over a dataset's images, resumably, one shard at a time, for one or more vocabularies.
+
+Output folder layout (``OUT``)::
+
+    OUT/run.json                                  what was run (checked on resume: a different run is refused)
+    OUT/predictions/<variant>/<shard>.jsonl       one line per finished image: {"image_id", "results": [...]}
+    OUT/predictions/<variant>/<shard>.done        written when the shard has finished
+    OUT/<variant>/results.json                    merged COCO results (see :func:`merge_predictions`)
+
+A *variant* is one vocabulary with the dataset category id of each of its entries. Several variants share each
+image's vocabulary-independent work when the detector has ``encode``/``classify`` (the sound benchmark runs
+text and many audio vocabularies over the same images). Lines are flushed and fsynced as each image finishes,
+so an interrupted run resumes at the first unfinished image; a half-written last line is discarded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from audiodetic.eval.datasets import EvalDataset
+from audiodetic.eval.sharding import Shard
+from audiodetic.structures import Detections
+from audiodetic.vocabulary import Vocabulary
+
+ImageHook = Callable[[int, int], None]
+"""Called as ``hook(image_id, images_done_in_this_call)`` after an image's results are on disk."""
+
+
+@dataclass(frozen=True, eq=False)
+class Variant:
+    """A vocabulary and the dataset category id of each entry (``len(category_ids) == len(vocabulary)``)."""
+
+    vocabulary: Vocabulary
+    category_ids: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.category_ids) != len(self.vocabulary):
+            raise ValueError(f"variant has {len(self.vocabulary)} vocabulary entries but "
+                             f"{len(self.category_ids)} category ids")
+
+    def fingerprint(self) -> dict[str, Any]:
+        digest = hashlib.sha1(np.ascontiguousarray(self.vocabulary.embeddings).tobytes()).hexdigest()
+        return {"names": list(self.vocabulary.names), "category_ids": [int(c) for c in self.category_ids],
+                "space": self.vocabulary.space, "embeddings_sha1": digest}
+
+
+def _write_json_atomic(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def prepare_output(output_dir: Path, run_info: Mapping[str, Any], *, overwrite: bool = False) -> None:
+    """Create ``output_dir`` and write ``run.json``; refuse to resume into a folder that holds a different run."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / "run.json"
+    info = json.loads(json.dumps(run_info))  # normalise tuples, keys
+    if path.exists() and not overwrite:
+        existing = json.loads(path.read_text(encoding="utf-8"))
+        if existing != info:
+            changed = sorted(k for k in set(existing) | set(info) if existing.get(k) != info.get(k))
+            raise ValueError(f"{output_dir} holds a different run (differs in {changed}); use a new --output "
+                             "or --overwrite to start over")
+        return
+    if overwrite and (output_dir / "predictions").exists():
+        for file in (output_dir / "predictions").rglob("*"):
+            if file.is_file():
+                file.unlink()
+    _write_json_atomic(path, info)
+
+
+class PredictionStore:
+    """The JSON-lines predictions file of one variant and shard; see the module docstring."""
+
+    def __init__(self, output_dir: Path, variant: str, shard: Shard) -> None:
+        folder = output_dir / "predictions" / variant
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{shard.name}.jsonl"
+        self.done_path = folder / f"{shard.name}.done"
+        self.finished: dict[int, list[dict[str, Any]]] = read_predictions(self.path, repair=True)
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def append(self, image_id: int, records: list[dict[str, Any]]) -> None:
+        """Persist one image's results (flushed and fsynced)."""
+        self._handle.write(json.dumps({"image_id": int(image_id), "results": records}) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self.finished[int(image_id)] = records
+
+    def mark_done(self, image_ids: Sequence[int]) -> None:
+        _write_json_atomic(self.done_path, {"images": len(image_ids)})
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def read_predictions(path: Path, *, repair: bool = False) -> dict[int, list[dict[str, Any]]]:
+    """``{image_id: records}`` from a predictions file. A broken last line (an interrupted write) is ignored and,
+    with ``repair``, cut off the file; a broken line elsewhere is an error."""
+    if not path.exists():
+        return {}
+    data = path.read_bytes()
+    complete_end = data.rfind(b"\n") + 1  # bytes after the last newline are a torn final write
+    finished: dict[int, list[dict[str, Any]]] = {}
+    for number, line in enumerate(data[:complete_end].split(b"\n")[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            finished[int(item["image_id"])] = list(item["results"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise ValueError(f"{path}: line {number} is not a predictions record; the file is damaged") from None
+    if repair and complete_end < len(data):
+        with open(path, "r+b") as handle:
+            handle.truncate(complete_end)
+    return finished
+
+
+def _accepts(method: Any, name: str) -> bool:
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def predict_variants(detector: Any, image: np.ndarray, variants: Mapping[str, Variant], *,
+                     score_threshold: float, max_detections: int, all_classes: bool) -> dict[str, Detections]:
+    """Detections of ``image`` (``(H, W, 3)`` uint8 RGB) for every variant.
+
+    Uses ``detector.encode`` once and ``detector.classify`` per vocabulary when available, else
+    ``detector.detect(image, vocabulary, ...)`` per vocabulary. ``all_classes`` (every class above threshold
+    per proposal, Detic's evaluation setting) is passed only to detectors that accept it.
+    """
+    options: dict[str, Any] = {"score_threshold": score_threshold, "max_detections": max_detections}
+    outputs: dict[str, Detections] = {}
+    if hasattr(detector, "encode") and hasattr(detector, "classify"):
+        import torch
+
+        if _accepts(detector.classify, "all_classes"):
+            options["all_classes"] = all_classes
+        device = next(iter(detector.parameters())).device if hasattr(detector, "parameters") else "cpu"
+        with torch.inference_mode():
+            encoding = detector.encode(image)
+            for name, variant in variants.items():
+                outputs[name] = detector.classify(encoding, variant.vocabulary.as_tensor(device),
+                                                  names=variant.vocabulary.names, **options)
+        return outputs
+    if _accepts(detector.detect, "all_classes"):
+        options["all_classes"] = all_classes
+    for name, variant in variants.items():
+        outputs[name] = detector.detect(image, variant.vocabulary, **options)
+    return outputs
+
+
+def run_predictions(detector: Any, dataset: EvalDataset, variants: Mapping[str, Variant], output_dir: Path, *,
+                    image_ids: Sequence[int], shard: Shard = Shard(), score_threshold: float = 0.02,
+                    max_detections: int = 300, all_classes: bool = True, progress: bool = True,
+                    on_image_done: ImageHook | None = None) -> dict[str, int]:
+    """Run ``detector`` over this shard's share of ``image_ids`` for every variant, resuming where a previous
+    call stopped. Returns ``{"images": shard size, "skipped": already done, "processed": run now}``."""
+    from tqdm import tqdm
+
+    if not variants:
+        raise ValueError("run_predictions needs at least one variant")
+    mine = shard.select(sorted(int(i) for i in image_ids))
+    stores = {name: PredictionStore(output_dir, name, shard) for name in variants}
+    try:
+        todo = [i for i in mine if any(i not in store.finished for store in stores.values())]
+        bar = tqdm(todo, desc=f"eval {shard.name}", unit="img", disable=not progress,
+                   initial=len(mine) - len(todo), total=len(mine))
+        for done, image_id in enumerate(bar, start=1):
+            pending = {name: v for name, v in variants.items() if image_id not in stores[name].finished}
+            detections = predict_variants(detector, dataset.load_image(image_id), pending,
+                                          score_threshold=score_threshold, max_detections=max_detections,
+                                          all_classes=all_classes)
+            for name, found in detections.items():
+                stores[name].append(image_id, found.to_coco_results(image_id, pending[name].category_ids))
+            if on_image_done is not None:
+                on_image_done(image_id, done)
+        for store in stores.values():
+            store.mark_done(mine)
+    finally:
+        for store in stores.values():
+            store.close()
+    return {"images": len(mine), "skipped": len(mine) - len(todo), "processed": len(todo)}
+
+
+def wait_for_shards(output_dir: Path, variants: Sequence[str], count: int, *, timeout_s: float = 86400.0,
+                    poll_s: float = 2.0) -> None:
+    """Block until every shard of ``count`` has its ``.done`` marker for every variant (file-based barrier)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = [(v, i) for v in variants for i in range(count)
+                   if not (output_dir / "predictions" / v / f"{Shard(i, count).name}.done").exists()]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"shards still running after {timeout_s:.0f} s: {missing[:5]}")
+        time.sleep(poll_s)
+
+
+def merge_predictions(output_dirs: Sequence[Path], variant: str, image_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Join the finished shards of ``variant`` found under ``output_dirs`` into one COCO results list.
+
+    Every shard of one shard count must be present and finished, and together they must cover exactly
+    ``image_ids``. Records are ordered by image id, then as the detector returned them.
+    """
+    done_files = sorted({f for d in output_dirs for f in (Path(d) / "predictions" / variant).glob("shard-*.done")})
+    if not done_files:
+        raise FileNotFoundError(f"no finished shards of {variant!r} under {[str(d) for d in output_dirs]}")
+    counts = {int(f.stem.split("-of-")[1]) for f in done_files}
+    if len(counts) != 1:
+        raise ValueError(f"finished shards of {variant!r} come from different shard counts {sorted(counts)}")
+    count = counts.pop()
+    found: dict[int, list[dict[str, Any]]] = {}
+    for index in range(count):
+        name = Shard(index, count).name
+        paths = [Path(d) / "predictions" / variant / f"{name}.jsonl" for d in output_dirs]
+        present = [p for p in paths if p.with_suffix(".done").exists()]
+        if not present:
+            raise ValueError(f"shard {index}/{count} of {variant!r} has not finished (no {name}.done)")
+        for image_id, records in read_predictions(present[0]).items():
+            found[image_id] = records
+    expected = {int(i) for i in image_ids}
+    if set(found) != expected:
+        missing, extra = sorted(expected - set(found)), sorted(set(found) - expected)
+        raise ValueError(f"merged shards of {variant!r} do not cover the run's images: missing {missing[:5]} "
+                         f"({len(missing)}), unexpected {extra[:5]} ({len(extra)})")
+    return [record for image_id in sorted(found) for record in found[image_id]]
