@@ -1,0 +1,158 @@
+"""Linear bridge: an affine map fitted on paired embeddings (ridge regression or orthogonal Procrustes).
+
+With ``normalize=True`` (the default) both sides are L2-normalised first, so only directions matter (ImageBind
+outputs carry a logit scale as their norm). With ``center=True`` the means are removed before fitting and the
+target mean is added back: ``y = normalize(((x / |x|) - mu_src) @ W + mu_dst)``.
+
+* ``ridge``: ``W = argmin |S W - D|^2 + alpha |W|^2`` (``alpha = 0``: least squares).
+* ``procrustes``: ``W = s * U V^T`` from the SVD ``S^T D = U Σ V^T`` (orthonormal columns, ``D_src >= D_dst``;
+  rows otherwise) with the least-squares scale ``s = tr(Σ) / |S U V^T|^2`` (the scale matters because of ``mu_dst``).
+  ``U V^T`` maximises ``tr(W^T S^T D)``; it is the exact least-squares map when the centred source is isotropic
+  (``S^T S ∝ I``) or the map is square.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+from audiodetic.bridge._common import (
+    FitReport, as_matrix, check_pairs, finish_output, load_npz, retrieval_scores, save_npz, split_indices,
+    train_stats, unit_rows,
+)
+
+METHODS = ("ridge", "procrustes")
+
+
+def _solve(src: np.ndarray, dst: np.ndarray, method: str, alpha: float, center: bool
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(W (D_src, D_dst), mu_src, mu_dst)`` for float64 inputs (already normalised when asked)."""
+    mu_s = src.mean(axis=0) if center else np.zeros(src.shape[1])
+    mu_d = dst.mean(axis=0) if center else np.zeros(dst.shape[1])
+    s, d = src - mu_s, dst - mu_d
+    if method == "ridge":
+        if alpha > 0:
+            gram = s.T @ s
+            gram[np.diag_indices_from(gram)] += alpha
+            weight = np.linalg.solve(gram, s.T @ d)
+        else:
+            weight = np.linalg.lstsq(s, d, rcond=None)[0]
+    else:
+        u, sigma, vt = np.linalg.svd(s.T @ d, full_matrices=False)
+        rotation = u @ vt
+        scale = float(sigma.sum() / max(np.sum((s @ rotation) ** 2), 1e-12))
+        weight = scale * rotation
+    return weight, mu_s, mu_d
+
+
+class LinearBridge:
+    """``y = normalize((prep(x) - src_mean) @ weight + dst_mean)``: ``(B, D_src) -> (B, D_dst)`` unit-norm float32.
+
+    Args:
+        weight: ``(D_src, D_dst)`` matrix. src_mean: ``(D_src,)``. dst_mean: ``(D_dst,)``.
+        normalize: L2-normalise inputs first (``prep``); must match how the map was fitted.
+        method: how ``weight`` was obtained (informational). report: the :class:`FitReport` of the fit, if any.
+    """
+
+    kind = "linear"
+
+    def __init__(self, weight: Any, src_mean: Any | None = None, dst_mean: Any | None = None, *,
+                 normalize: bool = True, method: str = "custom", report: FitReport | None = None) -> None:
+        weight = as_matrix(weight, "weight")
+        src_mean = np.zeros(weight.shape[0]) if src_mean is None else np.asarray(src_mean, np.float64).reshape(-1)
+        dst_mean = np.zeros(weight.shape[1]) if dst_mean is None else np.asarray(dst_mean, np.float64).reshape(-1)
+        if src_mean.shape != (weight.shape[0],) or dst_mean.shape != (weight.shape[1],):
+            raise ValueError(
+                f"src_mean {src_mean.shape} / dst_mean {dst_mean.shape} do not match weight {weight.shape}"
+            )
+        self.weight = weight.astype(np.float32)
+        self.src_mean = src_mean.astype(np.float32)
+        self.dst_mean = dst_mean.astype(np.float32)
+        self.normalize = bool(normalize)
+        self.method = method
+        self.report = report
+
+    @property
+    def src_dim(self) -> int:
+        return int(self.weight.shape[0])
+
+    @property
+    def dst_dim(self) -> int:
+        return int(self.weight.shape[1])
+
+    def __repr__(self) -> str:
+        return f"LinearBridge({self.method}, {self.src_dim}->{self.dst_dim})"
+
+    # ------------------------------------------------------------------------------------------------ fitting
+    @classmethod
+    def fit(cls, src: Any, dst: Any, *, method: str = "ridge", alpha: float = 1.0, center: bool = True,
+            normalize: bool = True, holdout: float = 0.1, seed: int = 0, refit_all: bool = True,
+            vocabulary: str = "", encoders: Mapping[str, str] | None = None) -> "LinearBridge":
+        """Fit on paired rows ``src (N, D_src)`` and ``dst (N, D_dst)`` (row ``i`` of each = the same item).
+
+        A fraction ``holdout`` of the pairs (random, ``seed``) is held out; the report's ``held_out`` scores map
+        those through a bridge fitted on the rest and retrieve among the held-out targets by cosine. With
+        ``refit_all`` the returned bridge is then refitted on all pairs (the report still describes the split).
+        """
+        if method not in METHODS:
+            raise ValueError(f"unknown linear bridge method {method!r}; choose one of {METHODS}")
+        if not np.isfinite(alpha) or alpha < 0:
+            raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        src, dst = check_pairs(src, dst)
+        if normalize:
+            src, dst = unit_rows(src), unit_rows(dst)
+        train, held = split_indices(len(src), holdout, seed)
+        weight, mu_s, mu_d = _solve(src[train], dst[train], method, float(alpha), center)
+        split_bridge = cls(weight, mu_s, mu_d, normalize=False, method=method)
+        held_scores = retrieval_scores(split_bridge._map(src[held]), dst[held]) if len(held) else {}
+        train_scores = train_stats(split_bridge._map(src[train]), dst[train], seed=seed)
+        if refit_all and len(held):
+            weight, mu_s, mu_d = _solve(src, dst, method, float(alpha), center)
+        report = FitReport(
+            kind=cls.kind, method=method, src_dim=src.shape[1], dst_dim=dst.shape[1], n_pairs=len(src),
+            n_train=len(train), n_held_out=len(held), held_out=held_scores, train=train_scores,
+            params={"alpha": float(alpha), "center": center, "normalize": normalize, "holdout": holdout,
+                    "seed": seed},
+            refit_all=refit_all, vocabulary=vocabulary, encoders=dict(encoders or {}),
+        )
+        return cls(weight, mu_s, mu_d, normalize=normalize, method=method, report=report)
+
+    @classmethod
+    def random(cls, src_dim: int, dst_dim: int = 512, *, seed: int = 0) -> "LinearBridge":
+        """A random semi-orthogonal map (for tests and demos without weights)."""
+        if src_dim < 1 or dst_dim < 1:
+            raise ValueError(f"dimensions must be positive, got {src_dim} -> {dst_dim}")
+        gaussian = np.random.default_rng(seed).standard_normal((max(src_dim, dst_dim), min(src_dim, dst_dim)))
+        q = np.linalg.qr(gaussian)[0]
+        weight = q if src_dim >= dst_dim else q.T
+        return cls(weight, normalize=True, method="random")
+
+    # -------------------------------------------------------------------------------------------------- apply
+    def _map(self, x: np.ndarray) -> np.ndarray:
+        if self.normalize:
+            x = unit_rows(x)
+        return (x - self.src_mean) @ self.weight.astype(np.float64) + self.dst_mean
+
+    def apply(self, x: Any) -> np.ndarray:
+        """Map ``x`` (``(B, D_src)`` or ``(D_src,)``, array or tensor) to ``(B, D_dst)`` unit-norm float32 rows."""
+        return finish_output(self._map(as_matrix(x, "bridge input", dim=self.src_dim)))
+
+    __call__ = apply
+
+    # -------------------------------------------------------------------------------------------------- files
+    def save(self, path: str | os.PathLike[str]) -> "os.PathLike[str]":
+        """Write ``path`` (``.npz``) and its fit report beside it (``.json``), atomically."""
+        meta = {"kind": self.kind, "method": self.method, "normalize": self.normalize}
+        arrays = {"weight": self.weight, "src_mean": self.src_mean, "dst_mean": self.dst_mean}
+        return save_npz(path, arrays, meta, self.report)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "LinearBridge":
+        meta, arrays = load_npz(path)
+        if meta.get("kind") != cls.kind:
+            raise ValueError(f"{path} holds a {meta.get('kind')!r} bridge, not a linear one")
+        report = FitReport.from_dict(meta["report"]) if meta.get("report") else None
+        return cls(arrays["weight"], arrays["src_mean"], arrays["dst_mean"], normalize=meta["normalize"],
+                   method=meta["method"], report=report)
