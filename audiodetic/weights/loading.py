@@ -53,8 +53,13 @@ def load_state_dict(
     if is_zip and _is_torchscript(path):
         loaded: Any = _load_torchscript(path, map_location)
     else:
-        if not is_zip and not _starts_like_pickle(path):
-            raise CheckpointError(f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle)")
+        if not is_zip:
+            magic = _first_bytes(path, 4)
+            if magic == b"PK\x03\x04":
+                raise CheckpointError(f"{path} is a truncated or damaged zip checkpoint (no zip directory at its "
+                                      "end); download or copy it again")
+            if magic[:1] != b"\x80":  # PROTO opcode: every pickle of protocol >= 2 starts with it
+                raise CheckpointError(f"{path} is not a PyTorch checkpoint (neither a zip archive nor a pickle)")
         use_mmap = mmap and is_zip
         if mmap and not is_zip:
             _log.info("%s is a legacy (non-zip) torch file: it cannot be memory-mapped and is read into memory", path)
@@ -70,9 +75,9 @@ def _is_torchscript(path: Path) -> bool:
         return False
 
 
-def _starts_like_pickle(path: Path) -> bool:
+def _first_bytes(path: Path, count: int) -> bytes:
     with open(path, "rb") as handle:
-        return handle.read(1) == b"\x80"  # PROTO opcode: every pickle of protocol >= 2 starts with it
+        return handle.read(count)
 
 
 def _load_torchscript(path: Path, map_location: Any) -> dict[str, Any]:
