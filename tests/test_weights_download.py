@@ -115,6 +115,22 @@ def test_server_ignoring_range_restarts_from_zero(server, weights_env):
     assert last.range == "bytes=50000-" and last.status == 200
 
 
+def test_file_changed_on_server_is_fetched_whole_not_spliced(server, weights_env):
+    cache = weights_env / "cache"
+    model = tiny_model(server)
+    server.faults[PATH] = Fault(cut_after=60_000, cut_times=1)
+    with pytest.raises(DownloadError):
+        resolve(model, cache_dir=cache, progress=False)
+    assert (cache / "tiny.bin.part.etag").exists()
+    changed = DATA[::-1]
+    server.files[PATH] = changed
+    path = resolve(model, cache_dir=cache, progress=False)
+    assert path.read_bytes() == changed
+    first, second = server.gets()
+    assert second.range == "bytes=60000-" and second.if_range is not None and second.status == 200
+    assert list(cache.glob("tiny.bin.part*")) == []
+
+
 def test_complete_part_answered_416_is_verified_and_kept(server, weights_env):
     cache = weights_env / "cache"
     cache.mkdir()

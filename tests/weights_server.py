@@ -1,12 +1,14 @@
 """A loopback HTTP file server with configurable faults, for the weights-manager tests.
 
 Binds 127.0.0.1 on a random free port and serves in-memory files with ``GET``/``HEAD``, honouring
-``Range: bytes=N-`` (206 + ``Content-Range``, 416 past the end) unless told to misbehave. Every request is logged
+``Range: bytes=N-`` (206 + ``Content-Range``, 416 past the end; the whole file when ``If-Range`` does not match the
+file's ``ETag``) unless told to misbehave. Every request is logged
 so tests can assert what the client asked for. Never talks to any other host.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -43,6 +45,7 @@ class Request:
     method: str
     path: str
     range: str | None
+    if_range: str | None = None
     status: int = 0
 
 
@@ -99,7 +102,7 @@ class WeightsServer:
     def _serve(self, handler: BaseHTTPRequestHandler, *, with_body: bool) -> None:
         path = handler.path
         fault = self.faults.get(path, Fault())
-        record = Request(handler.command, path, handler.headers.get("Range"))
+        record = Request(handler.command, path, handler.headers.get("Range"), handler.headers.get("If-Range"))
         with self._lock:
             self.requests.append(record)
             cut = fault.cut_after is not None and fault.cut_times > 0
@@ -111,13 +114,16 @@ class WeightsServer:
         if data is None:
             return self._reply(handler, record, 404, {}, b"")
         start = 0
+        etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
         match = _RANGE.match(record.range or "")
+        if record.if_range is not None and record.if_range != etag:
+            match = None  # the file changed since the client's partial copy: send it whole
         if match is not None and not fault.ignore_range:
             start = int(match.group(1))
             if start >= len(data):
                 return self._reply(handler, record, 416, {"Content-Range": f"bytes */{len(data)}"}, b"")
         body = data[start:]
-        headers = {"Content-Length": str(len(body)), "Accept-Ranges": "bytes"}
+        headers = {"Content-Length": str(len(body)), "Accept-Ranges": "bytes", "ETag": etag}
         status = 200
         if start > 0:
             status = 206

@@ -2,7 +2,9 @@
 
 :func:`download_file` writes into ``<dest>.part`` and renames it to ``dest`` only after the size and digest
 checks pass. A connection that breaks (timeout, reset, body shorter than ``Content-Length``) leaves the ``.part``
-file for the next call to resume with an HTTP ``Range`` request; a body that fails verification removes it.
+file for the next call to resume with an HTTP ``Range`` request (plus ``If-Range`` with the ETag/Last-Modified of
+the first response, kept in ``<dest>.part.etag``, so a file that changed on the server is fetched whole instead of
+spliced); a body that fails verification removes it.
 Callers serialise downloads of one destination with a lock (see :func:`audiodetic.weights.resolve`).
 """
 
@@ -66,8 +68,9 @@ def download_file(
         problem = _verification_problem(digest, written, sha256=sha256, size=size)
         if problem is None:
             os.replace(part, dest)
+            _validator_path(part).unlink(missing_ok=True)
             return digest, written
-        part.unlink(missing_ok=True)
+        _discard(part)
         if not (resumed and attempt == 0):
             raise DownloadError(f"{url}: {problem}; the downloaded data was deleted")
         resumed = False  # the stale partial file may have been the culprit: try once more from byte 0
@@ -88,12 +91,12 @@ def _fetch_to_part(url: str, part: Path, *, size: int | None, progress: bool, ti
     for _ in range(_MAX_RESTARTS):
         offset = part.stat().st_size if part.exists() else 0
         if size is not None and offset > size:
-            part.unlink()
+            _discard(part)
             offset = 0
         try:
             return _fetch_once(url, part, offset, progress=progress, timeout=timeout, description=description)
         except _Restart:
-            part.unlink(missing_ok=True)
+            _discard(part)
     raise DownloadError(f"{url}: the server kept answering inconsistently to range requests; gave up")
 
 
@@ -107,10 +110,41 @@ def _hash_existing(part: Path, length: int) -> "hashlib._Hash":
     return digest
 
 
-def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse:
+def _discard(part: Path) -> None:
+    """Delete a partial download and its validator file."""
+    part.unlink(missing_ok=True)
+    _validator_path(part).unlink(missing_ok=True)
+
+
+def _validator_path(part: Path) -> Path:
+    return part.with_name(part.name + ".etag")
+
+
+def _read_validator(part: Path) -> str | None:
+    try:
+        text = _validator_path(part).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def _write_validator(part: Path, response: http.client.HTTPResponse) -> None:
+    """Remember the ETag (or Last-Modified) of a fresh download so a resume can send ``If-Range``."""
+    etag = response.headers.get("ETag")
+    validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
+    path = _validator_path(part)
+    if validator:
+        path.write_text(validator, encoding="utf-8")
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _open(url: str, offset: int, timeout: float, validator: str | None) -> http.client.HTTPResponse:
     headers = {"User-Agent": f"audiodetic/{__version__}", "Accept-Encoding": "identity"}
     if offset > 0:
         headers["Range"] = f"bytes={offset}-"
+        if validator:  # the server sends the whole (new) file instead if it changed since the partial download
+            headers["If-Range"] = validator
     request = urllib.request.Request(url, headers=headers)
     return urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 (http(s) checked by callers)
 
@@ -118,7 +152,7 @@ def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse:
 def _fetch_once(url: str, part: Path, offset: int, *, progress: bool, timeout: float,
                 description: str) -> tuple[str, int]:
     try:
-        response = _open(url, offset, timeout)
+        response = _open(url, offset, timeout, _read_validator(part) if offset > 0 else None)
     except urllib.error.HTTPError as error:
         if error.code == 416 and offset > 0:
             return _complete_or_restart(url, part, offset, error.headers.get("Content-Range", ""))
@@ -130,8 +164,9 @@ def _fetch_once(url: str, part: Path, offset: int, *, progress: bool, timeout: f
     with response:
         status = response.status
         total = _expected_total(url, response, offset)
-        if status == 200 and offset > 0:
-            offset = 0  # the server ignored the Range header: start over from byte 0
+        if status == 200:
+            offset = 0  # fresh download, or the server ignored Range / the file changed (If-Range): from byte 0
+            _write_validator(part, response)
         digest = _hash_existing(part, offset) if offset > 0 else hashlib.sha256()
         written = offset
         mode = "ab" if offset > 0 else "wb"
