@@ -11,8 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_weights_download import DATA, PATH, SHA, tiny_model
-from weights_server import Fault, server, weights_env  # noqa: F401 (fixtures)
+from weights_server import DATA, PATH, SHA, Fault, server, tiny_model, weights_env  # noqa: F401 (fixtures)
 
 from audiodetic.errors import CheckpointError, DownloadError, WeightsNotFoundError
 from audiodetic.weights import MODELS, cached_path, resolve

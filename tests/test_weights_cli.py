@@ -6,8 +6,7 @@ import argparse
 import json
 
 import pytest
-from test_weights_download import DATA, SHA
-from weights_server import server, weights_env  # noqa: F401 (fixtures)
+from weights_server import DATA, SHA, server, weights_env  # noqa: F401 (fixtures)
 
 from audiodetic.cli import download as download_cli
 from audiodetic.cli import main

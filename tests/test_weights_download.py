@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
 from pathlib import Path
 
 import pytest
-from weights_server import Fault, WeightsServer, server, weights_env  # noqa: F401 (fixtures)
+from weights_server import DATA, PATH, SHA, Fault, WeightsServer, server, tiny_model, weights_env  # noqa: F401
 
-from audiodetic.errors import DownloadError, WeightsNotFoundError
+from audiodetic.errors import DownloadError
 from audiodetic.weights import ModelFile, resolve
 from audiodetic.weights.cache import MANIFEST_NAME
-
-DATA = random.Random(0).randbytes(200_000)
-SHA = hashlib.sha256(DATA).hexdigest()
-PATH = "/files/tiny.bin"
-
-
-def tiny_model(server: WeightsServer, *, sha256: str | None = None, size: int | None = None,
-               name: str = "tiny-model") -> ModelFile:
-    server.files[PATH] = DATA
-    return ModelFile(name=name, url=server.url(PATH), filename="tiny.bin", licence="MIT", kind="text",
-                     description="test file", architecture="none", sha256=sha256, size=size)
-
 
 def manifest(cache: Path) -> dict:
     return json.loads((cache / MANIFEST_NAME).read_text())["files"]

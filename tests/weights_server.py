@@ -156,8 +156,24 @@ class WeightsServer:
 # --- pytest fixtures (import them into a test module to use them) -------------------------------------------
 
 import os  # noqa: E402
+import random  # noqa: E402
 
 import pytest  # noqa: E402
+
+from audiodetic.weights import ModelFile  # noqa: E402
+
+DATA = random.Random(0).randbytes(200_000)
+"""The bytes of the test file served at :data:`PATH` (random, fixed seed)."""
+SHA = hashlib.sha256(DATA).hexdigest()
+PATH = "/files/tiny.bin"
+
+
+def tiny_model(server: WeightsServer, *, sha256: str | None = None, size: int | None = None,
+               name: str = "tiny-model") -> ModelFile:
+    """Serve :data:`DATA` at :data:`PATH` and return a table entry for it (cache file name ``tiny.bin``)."""
+    server.files[PATH] = DATA
+    return ModelFile(name=name, url=server.url(PATH), filename="tiny.bin", licence="MIT", kind="text",
+                     description="test file", architecture="none", sha256=sha256, size=size)
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
