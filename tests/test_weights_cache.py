@@ -160,6 +160,10 @@ def test_modified_cached_file_is_removed_and_downloaded_again(server, weights_en
     assert resolve(model, cache_dir=cache, progress=False).read_bytes() == DATA
     assert len(server.gets()) == 2
     assert "removed cached" in capsys.readouterr().err
+    path.unlink()  # the record of the first download still binds: a changed server file is refused
+    server.files[PATH] = DATA[::-1]
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        resolve(model, cache_dir=cache, progress=False)
 
 
 def test_pin_argument_is_recorded_and_enforced(server, weights_env):

@@ -184,8 +184,7 @@ def _resolve_known(model: ModelFile, cache_dir: str | os.PathLike[str] | None, o
             problem = _check_cached(model, dest, manifest, pin, full_check, progress)
             if problem is None:
                 return dest
-            dest.unlink()
-            manifest.forget(model.filename)
+            dest.unlink()  # its manifest record stays: the new download must match it (unless pinned otherwise)
             message = f"removed cached {dest}: {problem}"
             if offline_mode:
                 raise WeightsNotFoundError(message + "\n" + _offline_message(model, dest, pin))

@@ -205,10 +205,6 @@ class Manifest:
         """Store ``entry`` for ``filename``; returns False (and logs) when the cache is read-only."""
         return self._update(lambda files: files.__setitem__(filename, asdict(entry)))
 
-    def forget(self, filename: str) -> bool:
-        """Drop the record of ``filename``; returns False (and logs) when the cache is read-only."""
-        return self._update(lambda files: files.pop(filename, None))
-
     def _update(self, change: Callable[[dict[str, dict[str, object]]], object]) -> bool:
         try:
             with FileLock(str(self.path) + ".lock"):
