@@ -102,3 +102,51 @@ def evaluate(detector: Any, dataset: EvalDataset, variants: Mapping[str, Variant
         wait_for_shards(output_dir, list(variants), mine.count, timeout_s=merge_timeout_s)
     info = json.loads((output_dir / "run.json").read_text(encoding="utf-8"))
     return merge_and_score([output_dir], dataset, info, destination=output_dir, plots=plots)
+
+
+def report_benchmark(output_dir: Path, all_scores: Mapping[str, Mapping[str, IouTypeScores]],
+                     info: Mapping[str, Any], *, plots: bool = True) -> dict[str, Any]:
+    """Write the sound benchmark's tables (``benchmark.*``) from merged scores and ``run.json``'s ``benchmark``."""
+    from audiodetic.eval.benchmark_report import write_benchmark_report
+
+    spec = info["benchmark"]
+    return write_benchmark_report(output_dir, all_scores, bridges=spec["bridges"], shots=spec["shots"],
+                                  seeds=spec["seeds"], plots=plots,
+                                  title=f"Sound prompts vs. text on {str(info['kind']).upper()} ({spec['map']})",
+                                  extra={"map": spec["map"], "categories": spec["categories"]})
+
+
+def run_sound_benchmark(detector: Any, dataset: EvalDataset, plan: Any, text: Any, bridges: Mapping[str, Any],
+                        embed: Any, output_dir: Path, *, map_name: str, encoder_id: str = "",
+                        settings: RunSettings = RunSettings(), shard: Shard | None = None,
+                        env: DistributedEnv | None = None, described: Mapping[str, Any] | None = None,
+                        overwrite: bool = False, progress: bool = True, plots: bool = True,
+                        merge_timeout_s: float = 86400.0,
+                        on_image_done: ImageHook | None = None) -> dict[str, Any] | None:
+    """The sound-prompt protocol (see :mod:`audiodetic.eval.sound_benchmark`) as one resumable, shardable run.
+
+    Args:
+        plan: from ``plan_benchmark`` (categories, clips, shots, seeds).
+        text: text :class:`~audiodetic.vocabulary.Vocabulary` of ``plan.categories`` (the upper bound).
+        bridges: ``{name: bridge}``; each has ``apply((B, D_audio)) -> (B, D)``.
+        embed: ``embed(paths) -> (n, D_audio)`` audio embeddings; results are cached in
+            ``output_dir/audio_embeddings.npz`` under ``encoder_id``.
+
+    Returns the benchmark summaries by IoU type, or ``None`` when another process or ``eval merge`` finishes.
+    """
+    from audiodetic.eval.sound_benchmark import benchmark_variants, write_clip_record
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    variants, record = benchmark_variants(plan, text, bridges, embed, cache=output_dir / "audio_embeddings.npz",
+                                          encoder_id=encoder_id)
+    write_clip_record(output_dir / "clips.json", record)
+    spec = {"map": map_name, "bridges": list(bridges), "shots": list(plan.shots), "seeds": list(plan.seeds),
+            "categories": list(plan.categories), "audio_encoder": encoder_id}
+    all_scores = evaluate(detector, dataset, variants, output_dir, settings=settings, shard=shard, env=env,
+                          described={"benchmark": spec, **dict(described or {})}, overwrite=overwrite,
+                          progress=progress, plots=False, merge_timeout_s=merge_timeout_s,
+                          on_image_done=on_image_done)
+    if all_scores is None:
+        return None
+    info = json.loads((output_dir / "run.json").read_text(encoding="utf-8"))
+    return report_benchmark(output_dir, all_scores, info, plots=plots)

@@ -100,3 +100,41 @@ def shifted_results(annotations: Path, shift: float, *, seed: int = 1) -> list[d
         results.append({"image_id": image["id"], "category_id": CATEGORIES[0][0], "bbox": [1.0, 1.0, 8.0, 8.0],
                         "score": float(rng.uniform(0.0, 1.0))})
     return results
+
+
+ESC50_COLUMNS = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
+
+
+def make_esc50(root: Path, classes: list[str], *, clips_per_class: int = 3, seconds: float = 1.0,
+               sample_rate: int = 16000) -> Path:
+    """An ESC-50-layout folder (``audio/*.wav`` + ``meta/esc50.csv``) of tones: class ``c`` clip ``j`` is a sine
+    at ``220 * (c + 1) * (1 + 0.05 j)`` Hz with a little noise. Returns ``root``."""
+    import csv
+
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    (root / "audio").mkdir(parents=True, exist_ok=True)
+    (root / "meta").mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    rows = []
+    for target, name in enumerate(classes):
+        for take in range(clips_per_class):
+            frequency = 220.0 * (target + 1) * (1 + 0.05 * take)
+            wave = 0.3 * np.sin(2 * np.pi * frequency * t) + 0.01 * rng.normal(size=t.size)
+            filename = f"{1 + take % 5}-{1000 + target * 10 + take}-A-{target}.wav"
+            soundfile.write(root / "audio" / filename, wave.astype(np.float32), sample_rate)
+            rows.append({"filename": filename, "fold": 1 + take % 5, "target": target, "category": name,
+                         "esc10": "False", "src_file": 1000 + target * 10 + take, "take": "A"})
+    with open(root / "meta" / "esc50.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=ESC50_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+def write_map(path: Path, rows: list[tuple[str, str]]) -> Path:
+    """A sound map CSV of ``(sound_class, category)`` rows."""
+    lines = ["sound_class,category,notes"] + [f"{sound},{category}," for sound, category in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path

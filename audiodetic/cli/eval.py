@@ -1,0 +1,192 @@
+"""``audiodetic eval``: COCO/LVIS evaluation, scoring a results file, merging shards, the sound benchmark.
+
+::
+
+    audiodetic eval coco|lvis --annotations FILE.json --images DIR --detector NAME_OR_PATH --output DIR
+        [--vocabulary text | --vocabulary FILE.npy|.npz
+         | --audio-map esc50|audioset|MAP.csv --audio-root DIR [--audio-meta CSV] [--shots 1,2,4,8]
+           [--seeds 0,1,2] [--bridge linear --bridge retrieval | --bridge FILE.npz]]
+        [--shard I/N] [--max-images N] [--score-threshold 0.02] [--max-detections 300] ...
+    audiodetic eval coco|lvis --annotations FILE.json --predictions RESULTS.json --output DIR
+    audiodetic eval merge --output DIR [--inputs DIR ...]
+
+Under ``torchrun`` each process runs one shard on ``cuda:LOCAL_RANK`` and rank 0 merges (see
+:mod:`audiodetic.eval.sharding`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add ``eval`` with its ``coco``, ``lvis`` and ``merge`` subcommands."""
+    parser = subparsers.add_parser("eval", help="COCO/LVIS evaluation and the sound-prompt benchmark",
+                                   description="Evaluate a detector on COCO or LVIS (box and mask AP), score a "
+                                               "results file, merge shards, or benchmark sound prompts.")
+    commands = parser.add_subparsers(dest="eval_command", metavar="DATASET", required=True)
+    for kind in ("coco", "lvis"):
+        sub = commands.add_parser(kind, help=f"evaluate on a {kind.upper()}-format annotation file",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        _add_run_arguments(sub)
+        sub.set_defaults(func=run, kind=kind)
+    merge = commands.add_parser("merge", help="merge finished shards, score them and write the reports")
+    merge.add_argument("--output", required=True, type=Path, help="run folder (holds run.json); reports go here")
+    merge.add_argument("--inputs", nargs="+", type=Path, metavar="DIR",
+                       help="folders holding shard predictions (default: --output)")
+    merge.add_argument("--annotations", type=Path, help="annotation file (default: the one in run.json)")
+    merge.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    merge.set_defaults(func=run_merge)
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--annotations", required=True, type=Path, help="COCO/LVIS-format annotation JSON")
+    add("--images", type=Path, help="image folder (LVIS: the COCO root holding train2017/ and val2017/)")
+    add("--output", required=True, type=Path, help="run folder: predictions, results.json, reports")
+    add("--predictions", type=Path, help="score this COCO results JSON instead of running a detector")
+    add("--detector", help="detector weights: a known name (see `audiodetic models`) or a checkpoint file")
+    add("--device", help="torch device (default: cuda[:LOCAL_RANK] when available, else cpu)")
+    add("--vocabulary", default="text",
+        help="'text' (CLIP text prompts 'a <name>'), or a (C, 512) .npy / .npz in category-id order")
+    add("--text-encoder", default="clip-vit-b32", help="CLIP ViT-B/32 text weights for text prompts")
+    audio = parser.add_argument_group("sound-prompt benchmark")
+    audio.add_argument("--audio-map", help="sound->category table: esc50, audioset, or a CSV "
+                                           "(sound_class,category,notes)")
+    audio.add_argument("--audio-root", type=Path, help="audio dataset root (ESC-50 layout: audio/*.wav, meta/)")
+    audio.add_argument("--audio-meta", type=Path, help="clip list CSV with filename,category (default "
+                                                       "<root>/meta/esc50.csv)")
+    audio.add_argument("--shots", default="1,2,4,8", help="clips per prompt K, comma-separated")
+    audio.add_argument("--seeds", "--seed", default="0,1,2", help="sampling seeds, comma-separated")
+    audio.add_argument("--bridge", action="append", metavar="linear|retrieval|FILE.npz",
+                       help="bridge(s) into the detector space (repeat; default: linear and retrieval)")
+    audio.add_argument("--audio-encoder", default="imagebind_huge", help="ImageBind weights (name or file)")
+    run = parser.add_argument_group("running")
+    run.add_argument("--shard", help="run only shard I/N (0-based); finish with `audiodetic eval merge`")
+    run.add_argument("--max-images", type=int, help="only the first N images (by id), for quick checks")
+    run.add_argument("--score-threshold", type=float, default=0.02, help="keep scores above this")
+    run.add_argument("--max-detections", type=int, default=300, help="per image")
+    run.add_argument("--one-class-per-proposal", action="store_true",
+                     help="keep only each region's best class (Detic's demo setting, not its evaluation)")
+    run.add_argument("--overwrite", action="store_true", help="discard an existing run in --output")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    run.add_argument("--merge-timeout", type=float, default=86400.0, help="seconds rank 0 waits for other ranks")
+
+
+def _print_summary(scores: Any, label: str) -> None:
+    for iou_type, result in scores.items():
+        shown = ", ".join(f"{k} {100 * v:.1f}" for k, v in result.summary.items() if v >= 0)
+        print(f"{label} {iou_type}: {shown}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the ``eval coco|lvis`` command; returns the exit code."""
+    from audiodetic.eval.datasets import EvalDataset
+    from audiodetic.eval.pipeline import RunSettings, score_and_report
+
+    dataset = EvalDataset.load(args.kind, args.annotations, args.images)
+    if args.predictions is not None:
+        if not args.predictions.is_file():
+            raise FileNotFoundError(f"predictions file not found: {args.predictions}")
+        results = json.loads(args.predictions.read_text(encoding="utf-8"))
+        if not isinstance(results, list):
+            raise ValueError(f"{args.predictions} must hold a JSON list of COCO result records")
+        scores = score_and_report(dataset, results, args.output, title=f"{args.kind.upper()} {args.predictions.name}",
+                                  plots=not args.no_plots, extra={"predictions": str(args.predictions)})
+        _print_summary(scores, args.kind)
+        print(f"reports in {args.output}")
+        return 0
+    if args.images is None or args.detector is None:
+        raise ValueError("running a detector needs --images and --detector (or score a file with --predictions)")
+    settings = RunSettings(score_threshold=args.score_threshold, max_detections=args.max_detections,
+                           all_classes=not args.one_class_per_proposal, max_images=args.max_images)
+    return _run_detector(args, dataset, settings)
+
+
+def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
+    from audiodetic.eval import components
+    from audiodetic.eval.pipeline import evaluate, run_sound_benchmark
+    from audiodetic.eval.runner import Variant
+    from audiodetic.eval.sharding import Shard, device_for, distributed_env
+    from audiodetic.eval.vocabularies import load_text_encoder, matrix_vocabulary, text_vocabulary
+
+    env = distributed_env()
+    shard = Shard.parse(args.shard) if args.shard else None
+    device = device_for(env, args.device)
+    common = dict(settings=settings, shard=shard, env=env, overwrite=args.overwrite, progress=not args.no_progress,
+                  plots=not args.no_plots, merge_timeout_s=args.merge_timeout)
+    described = {"detector": str(args.detector)}
+    if args.audio_map is None:
+        if args.vocabulary == "text":
+            vocabulary = text_vocabulary(dataset.category_names, load_text_encoder(args.text_encoder, device=device))
+            described["vocabulary"] = f"text:{args.text_encoder}"
+        else:
+            vocabulary = matrix_vocabulary(args.vocabulary, dataset.category_names)
+            described["vocabulary"] = str(Path(args.vocabulary).resolve())
+        detector = components.load_eval_detector(args.detector, device=device)
+        scores = evaluate(detector, dataset, {"main": Variant(vocabulary, dataset.category_ids)}, args.output,
+                          described=described, **common)
+        if scores is None:
+            print(f"shard finished; when all shards are done run: audiodetic eval merge --output {args.output}")
+            return 0
+        _print_summary(scores["main"], args.kind)
+        print(f"reports in {args.output / 'main'}")
+        return 0
+    from audiodetic.eval.mappings import load_mapping, read_clip_index
+    from audiodetic.eval.sound_benchmark import plan_benchmark
+
+    if args.audio_root is None:
+        raise ValueError("--audio-map needs --audio-root (the audio dataset folder)")
+    if args.vocabulary != "text":
+        raise ValueError("--audio-map compares sounds with text prompts; do not combine it with --vocabulary FILE")
+    mapping = load_mapping(args.audio_map, args.kind)
+    plan = plan_benchmark(dataset, mapping, read_clip_index(args.audio_root, args.audio_meta),
+                          shots=components.parse_int_list(args.shots, "--shots"),
+                          seeds=components.parse_int_list(args.seeds, "--seeds"))
+    bridges = components.load_bridges(args.bridge or list(components.BRIDGE_KINDS))
+    text = text_vocabulary(plan.categories, load_text_encoder(args.text_encoder, device=device))
+    embed, encoder_id = components.audio_embedder(args.audio_encoder, device=device)
+    detector = components.load_eval_detector(args.detector, device=device)
+    described.update(audio_root=str(args.audio_root.resolve()), text_encoder=str(args.text_encoder))
+    summaries = run_sound_benchmark(detector, dataset, plan, text, bridges, embed, args.output,
+                                    map_name=str(args.audio_map), encoder_id=encoder_id, described=described,
+                                    **common)
+    if summaries is None:
+        print(f"shard finished; when all shards are done run: audiodetic eval merge --output {args.output}")
+        return 0
+    for iou_type, summary in summaries.items():
+        print(f"{iou_type}: text AP {100 * summary['text_AP']:.1f}")
+        for row in summary["overall"]:
+            print(f"  {row['bridge']} K={row['shots']}: audio AP {100 * row['AP_mean']:.1f} "
+                  f"(ratio {row['ratio']:.2f})")
+    print(f"benchmark report: {args.output / 'benchmark.md'}")
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    """Run ``eval merge``: join shard predictions, score every variant, write reports (and benchmark tables)."""
+    from audiodetic.eval.datasets import EvalDataset
+    from audiodetic.eval.pipeline import merge_and_score, report_benchmark
+
+    inputs = list(args.inputs or [args.output])
+    info_path = next((Path(d) / "run.json" for d in [args.output, *inputs] if (Path(d) / "run.json").is_file()), None)
+    if info_path is None:
+        raise FileNotFoundError(f"no run.json in {[str(d) for d in [args.output, *inputs]]}; is this a run folder?")
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    annotations = args.annotations or info.get("annotations")
+    if not annotations:
+        raise ValueError("run.json names no annotation file; pass --annotations")
+    dataset = EvalDataset.load(info["kind"], annotations)
+    all_scores = merge_and_score(inputs, dataset, info, destination=args.output, plots=not args.no_plots)
+    for name, scores in all_scores.items():
+        _print_summary(scores, name)
+    if "benchmark" in info:
+        report_benchmark(args.output, all_scores, info, plots=not args.no_plots)
+        print(f"benchmark report: {args.output / 'benchmark.md'}")
+    print(f"merged {len(all_scores)} run(s) into {args.output}", file=sys.stderr)
+    return 0

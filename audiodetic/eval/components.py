@@ -1,0 +1,75 @@
+"""Load the models an evaluation run needs from command-line style names (imports happen on use)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+BRIDGE_KINDS: tuple[str, ...] = ("linear", "retrieval")
+
+
+def load_eval_detector(name_or_path: str, *, device: str) -> Any:
+    """``audiodetic.detector.convert.load_detector(name_or_path, device=device)`` in eval mode."""
+    from audiodetic.detector.convert import load_detector
+
+    return load_detector(name_or_path, device=device)
+
+
+def load_bridges(specs: Sequence[str]) -> dict[str, Any]:
+    """``{name: bridge}`` from ``linear``/``retrieval`` (the default bridges, fitted once and cached by
+    ``audiodetic.bridge.default_bridge``) or saved bridge files (named by file stem)."""
+    import audiodetic.bridge as bridges_module
+
+    bridges: dict[str, Any] = {}
+    for spec in specs:
+        path = Path(spec)
+        if path.suffix == ".npz" or path.exists():
+            if not path.is_file():
+                raise FileNotFoundError(f"bridge file not found: {path}")
+            name, bridge = path.stem, bridges_module.load_bridge(path)
+        elif spec in BRIDGE_KINDS:
+            name, bridge = spec, bridges_module.default_bridge(spec)
+        else:
+            raise ValueError(f"--bridge must be one of {BRIDGE_KINDS} or a saved bridge .npz, got {spec!r}")
+        if name in bridges:
+            raise ValueError(f"two bridges are named {name!r}; rename one of the files")
+        bridges[name] = bridge
+    if not bridges:
+        raise ValueError("the sound benchmark needs at least one --bridge")
+    return bridges
+
+
+def audio_embedder(name_or_path: str | os.PathLike[str], *, device: str = "cpu",
+                   batch_size: int = 8) -> tuple[Callable[[Sequence[Path]], np.ndarray], str]:
+    """``(embed, encoder_id)``: ImageBind's audio tower as ``embed(paths) -> (n, 1024)`` float32, and the
+    tower's content fingerprint (keys the clip-embedding cache)."""
+    from audiodetic.audio.imagebind import ImageBindAudioEncoder
+
+    encoder = ImageBindAudioEncoder.from_checkpoint(name_or_path).to(device)
+    return encoder_embedder(encoder, batch_size=batch_size), f"imagebind-audio-{encoder.fingerprint}"
+
+
+def encoder_embedder(encoder: Any, *, batch_size: int = 8) -> Callable[[Sequence[Path]], np.ndarray]:
+    """Wrap an ``ImageBindAudioEncoder`` (``encode_sources(paths) -> (n, D)``) as an embedder."""
+
+    def embed(paths: Sequence[Path]) -> np.ndarray:
+        output = encoder.encode_sources([str(p) for p in paths], batch_size=batch_size)
+        return output.detach().float().cpu().numpy() if hasattr(output, "detach") else np.asarray(output)
+
+    return embed
+
+
+def parse_int_list(text: str, option: str) -> tuple[int, ...]:
+    """``"1,2,4,8"`` -> ``(1, 2, 4, 8)``; ``ValueError`` naming ``option`` otherwise."""
+    try:
+        values = tuple(int(part) for part in str(text).split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"{option} must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise ValueError(f"{option} must list at least one integer, got {text!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{option} lists a value twice: {text!r}")
+    return values

@@ -1,0 +1,1 @@
+"""Sound-class -> COCO/LVIS category tables (CSV data; see ``audiodetic.eval.mappings``)."""

@@ -1,0 +1,48 @@
+"""Vocabularies for evaluation runs: text prompts of the category names, or a saved ``(C, D)`` matrix.
+
+Text prompts follow Detic's released ``*_clip_a+cname.npy`` files: ``"a " + name`` with the dataset's own
+category name (LVIS keeps underscores and parentheses, e.g. ``"a car_(automobile)"``), encoded by CLIP
+ViT-B/32's text tower. Passing Detic's ``.npy`` itself (``--vocabulary lvis_v1_clip_a+cname.npy``) reproduces
+its published setting exactly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from audiodetic.vocabulary import DETECTOR_SPACE, Vocabulary, l2_normalize
+
+
+def text_vocabulary(names: Sequence[str], text_encoder: Any) -> Vocabulary:
+    """``names`` encoded with ``text_encoder.encode(names)`` (templated ``"a {}"``), rows L2-normalised.
+
+    Args:
+        names: category names, used verbatim inside the template.
+        text_encoder: an ``audiodetic.text.ClipTextEncoder`` (or anything with ``encode(names) -> (C, D)``).
+    """
+    matrix = text_encoder.encode(list(names))
+    if hasattr(matrix, "detach"):
+        matrix = matrix.detach().float().cpu().numpy()
+    return Vocabulary(tuple(names), l2_normalize(matrix), space=DETECTOR_SPACE)
+
+
+def load_text_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> Any:
+    """``ClipTextEncoder.from_checkpoint(name_or_path)`` (a known name such as ``clip-vit-b32`` or a file)."""
+    from audiodetic.text import ClipTextEncoder
+
+    return ClipTextEncoder.from_checkpoint(name_or_path, device=device)
+
+
+def matrix_vocabulary(path: str | os.PathLike[str], names: Sequence[str]) -> Vocabulary:
+    """A ``(C, D)`` ``.npy`` (rows in category-id order, as Detic's metadata files) or an audiodetic ``.npz``
+    vocabulary, named by the dataset's categories. ``C`` must equal the number of categories."""
+    path = Path(path)
+    if path.suffix not in (".npy", ".npz"):
+        raise ValueError(f"--vocabulary must be 'text' or a .npy/.npz file, got {str(path)!r}")
+    vocabulary = Vocabulary.load(path)
+    if len(vocabulary) != len(names):
+        raise ValueError(f"{path} has {len(vocabulary)} rows but the annotations have {len(names)} categories; "
+                         "rows must follow the categories in ascending id order")
+    return vocabulary.rename(tuple(names))

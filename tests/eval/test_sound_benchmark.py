@@ -1,0 +1,92 @@
+"""The sound-prompt protocol end to end: generated tone clips, tiny random ImageBind/CLIP/Detic models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from eval_fixtures import make_dataset, make_esc50, write_map
+
+from audiodetic.eval.datasets import EvalDataset
+from audiodetic.eval.mappings import load_mapping, read_clip_index
+from audiodetic.eval.pipeline import RunSettings, run_sound_benchmark
+from audiodetic.eval.sound_benchmark import plan_benchmark, sample_clips
+from audiodetic.eval.vocabularies import text_vocabulary
+
+SOUNDS = [("dog", "dog"), ("car_horn", "car"), ("toilet_flush", "toilet"), ("church_bells", "bell")]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    annotations, images = make_dataset(root / "data", "coco", num_images=3, seed=5)
+    dataset = EvalDataset.load("coco", annotations, images)
+    make_esc50(root / "esc50", [sound for sound, _ in SOUNDS] + ["rain"], clips_per_class=3)
+    mapping = load_mapping(write_map(root / "map.csv", SOUNDS), "coco")
+    plan = plan_benchmark(dataset, mapping, read_clip_index(root / "esc50"), shots=(1, 2), seeds=(0, 1))
+    return root, dataset, plan
+
+
+def test_plan_and_sampling(setup) -> None:
+    root, dataset, plan = setup
+    assert plan.categories == ("dog", "car", "toilet", "bell")
+    assert plan.category_ids == (1, 3, 7, 9)
+    clips = plan.clips["car"]
+    assert len(clips) == 3 and all("-1" in p.name for p in clips)  # target 1 = car_horn
+    first, second = sample_clips(clips, 2, 0, "car"), sample_clips(clips, 2, 0, "car")
+    assert first == second and len(set(first)) == 2
+    assert sample_clips(clips, 1, 0, "car") == first[:1]  # nested across K
+    assert {tuple(sample_clips(clips, 2, s, "car")) for s in range(6)} != {tuple(first)}  # seeds differ
+    with pytest.raises(ValueError, match="fewer clips than the largest shot count 8"):
+        plan_benchmark(dataset, load_mapping(write_map(root / "m2.csv", SOUNDS), "coco"),
+                       read_clip_index(root / "esc50"), shots=(8,))
+    with pytest.raises(ValueError, match="not in the coco annotations"):
+        plan_benchmark(dataset, load_mapping("esc50", "coco"), read_clip_index(root / "esc50"), shots=(1,))
+
+
+def test_protocol_runs_end_to_end_with_tiny_models(setup, tmp_path: Path) -> None:
+    from audiodetic.audio.imagebind import ImageBindAudioEncoder
+    from audiodetic.bridge import LinearBridge, RetrievalBridge
+    from audiodetic.detector.config import DetectorConfig
+    from audiodetic.detector.model import build_detector
+    from audiodetic.eval.components import encoder_embedder
+    from audiodetic.text import ClipTextEncoder
+
+    _, dataset, plan = setup
+    torch.manual_seed(0)
+    detector = build_detector(DetectorConfig.tiny()).eval()
+    audio = ImageBindAudioEncoder.tiny(seed=0)
+    rng = np.random.default_rng(0)
+    bridges = {"linear": LinearBridge.random(audio.embed_dim, 512, seed=0),
+               "retrieval": RetrievalBridge(rng.normal(size=(12, audio.embed_dim)), rng.normal(size=(12, 512)))}
+    text = text_vocabulary(plan.categories, ClipTextEncoder.tiny(seed=0))
+    out = tmp_path / "bench"
+    summaries = run_sound_benchmark(detector, dataset, plan, text, bridges, encoder_embedder(audio), out,
+                                    map_name="test-map", encoder_id="tiny", settings=RunSettings(0.0, 50),
+                                    progress=False, plots=True)
+    variants = json.loads((out / "run.json").read_text())["variants"]
+    assert len(variants) == 1 + 2 * 2 * 2
+    assert variants["audio-linear-k1-s0"]["embeddings_sha1"] != variants["audio-linear-k1-s1"]["embeddings_sha1"]
+    for iou_type in ("bbox", "segm"):
+        summary = summaries[iou_type]
+        assert [(r["bridge"], r["shots"]) for r in summary["overall"]] == \
+            [("linear", 1), ("linear", 2), ("retrieval", 1), ("retrieval", 2)]
+        for row in summary["overall"]:
+            runs = [json.loads((out / f"audio-{row['bridge']}-k{row['shots']}-s{s}/metrics.json").read_text())
+                    for s in (0, 1)]
+            per_seed = [r[iou_type]["summary"]["AP"] for r in runs]
+            assert row["AP_per_seed"] == pytest.approx(per_seed)
+            assert row["AP_mean"] == pytest.approx(np.mean(per_seed))
+            if summary["text_AP"] > 0:
+                assert row["ratio"] == pytest.approx(row["AP_mean"] / summary["text_AP"])
+        assert [r["category"] for r in summary["per_category"]] == list(plan.categories)
+        text_metrics = json.loads((out / "text/metrics.json").read_text())[iou_type]
+        assert {c["category_id"] for c in text_metrics["per_category"]} == set(plan.category_ids)
+    for name in ("benchmark.json", "benchmark.md", "benchmark_bbox_overall.csv", "benchmark_segm_per_category.csv",
+                 "benchmark_bbox_ap_vs_shots.png", "clips.json", "audio_embeddings.npz"):
+        assert (out / name).stat().st_size > 0, name
+    clips = json.loads((out / "clips.json").read_text())
+    assert set(clips) == {"k1-s0", "k1-s1", "k2-s0", "k2-s1"} and len(clips["k2-s1"]["dog"]) == 2
