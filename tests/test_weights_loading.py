@@ -105,3 +105,26 @@ def test_missing_path(tmp_path):
         load_state_dict(tmp_path / "missing.pth")
     with pytest.raises(WeightsNotFoundError, match="directory"):
         load_state_dict(tmp_path)
+
+
+def test_prefixes_keep_only_matching_tensors(tmp_path, monkeypatch):
+    state = {"audio.w": torch.ones(2), "audio.b": torch.zeros(1), "vision.w": torch.ones(3), "text.w": torch.ones(1)}
+    torch.save({"model": state}, tmp_path / "towers.pth")
+    kept = load_state_dict(tmp_path / "towers.pth", prefixes=("audio.", "text."))
+    assert list(kept) == ["audio.w", "audio.b", "text.w"]
+    moved: list[object] = []
+    real_to = torch.Tensor.to
+
+    def spy_to(self, *args, **kwargs):
+        moved.append(args[0] if args else kwargs)
+        return real_to(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", spy_to)
+    load_state_dict(tmp_path / "towers.pth", prefixes=["audio."], map_location="meta")
+    assert moved == ["meta", "meta"]  # only the two kept tensors leave the CPU mapping
+    with pytest.raises(CheckpointError, match="imu"):
+        load_state_dict(tmp_path / "towers.pth", prefixes=("imu.",))
+    with pytest.raises(TypeError, match="sequence"):
+        load_state_dict(tmp_path / "towers.pth", prefixes="audio.")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="map_location"):
+        load_state_dict(tmp_path / "towers.pth", prefixes=["audio."], map_location={"cpu": "cpu"})

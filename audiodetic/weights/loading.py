@@ -7,7 +7,7 @@ import os
 import re
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,11 @@ _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 def load_state_dict(
-    path: str | os.PathLike[str], *, map_location: Any = "cpu", mmap: bool = True
+    path: str | os.PathLike[str],
+    *,
+    map_location: Any = "cpu",
+    mmap: bool = True,
+    prefixes: Sequence[str] | None = None,
 ) -> dict[str, "torch.Tensor"]:
     """The tensors of the checkpoint at ``path`` as a flat ``{name: tensor}`` dict (file order kept).
 
@@ -37,6 +41,10 @@ def load_state_dict(
     - Containers ``{"model": sd}``, ``{"state_dict": sd}``, ``{"model_state": sd}``, ``{"module": sd}`` (detectron2,
       Lightning, ...) are unwrapped; a ``module.`` prefix shared by every key (DataParallel) is removed; entries
       that are not tensors (iteration counters, optimizer state, metadata) are dropped.
+    - ``prefixes``: keep only keys starting with one of these (after unwrapping), e.g.
+      ``("modality_preprocessors.audio.", "modality_trunks.audio.")``. The file is then mapped on the CPU and
+      only the kept tensors are moved to ``map_location``, so the rest of a large file is never read into RAM
+      nor copied to a GPU. CheckpointError if nothing matches.
 
     Tensors keep their stored dtypes and shapes. Raises :class:`WeightsNotFoundError` when ``path`` is not a file
     and :class:`CheckpointError` (a ``ValueError``) when it is not a readable PyTorch checkpoint or holds no
@@ -49,6 +57,14 @@ def load_state_dict(
         raise WeightsNotFoundError(f"checkpoint not found: {path}" + (" (a directory)" if path.is_dir() else ""))
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes); it is not a checkpoint")
+    if isinstance(prefixes, str):
+        raise TypeError("prefixes must be a sequence of strings, not a single string (wrap it in a tuple)")
+    wanted = tuple(prefixes) if prefixes is not None else None
+    target = map_location
+    if wanted is not None:
+        if target is not None and not isinstance(target, (str, torch.device)):
+            raise ValueError(f"with prefixes, map_location must be a device (str or torch.device), got {target!r}")
+        map_location = "cpu"  # filter first, then move only what is kept
     is_zip = zipfile.is_zipfile(path)
     if is_zip and _is_torchscript(path):
         loaded: Any = _load_torchscript(path, map_location)
@@ -64,7 +80,17 @@ def load_state_dict(
         if mmap and not is_zip:
             _log.info("%s is a legacy (non-zip) torch file: it cannot be memory-mapped and is read into memory", path)
         loaded = _torch_load(path, map_location, use_mmap)
-    return _tensors_of(loaded, path)
+    tensors = _tensors_of(loaded, path)
+    if wanted is None:
+        return tensors
+    kept = {key: value for key, value in tensors.items() if key.startswith(wanted)}
+    if not kept:
+        sample = ", ".join(list(tensors)[:5])
+        raise CheckpointError(f"{path} has no tensor whose name starts with {' or '.join(wanted)} "
+                              f"(first keys: {sample})")
+    if target is not None and str(target) != "cpu":
+        kept = {key: value.to(target) for key, value in kept.items()}
+    return kept
 
 
 def _is_torchscript(path: Path) -> bool:
