@@ -382,7 +382,7 @@ def detect(image: Any, audio_prompts: Any = None, *, text_prompts: Any = None, v
 
 
 def list_models(kind: str | None = "detector", *, local_only: bool = False) -> list[str]:
-    """Names of known models (``kind``: ``"detector"``, ``"audio"``, ``"text"`` or ``None`` for all).
+    """Names of known models (``kind``: ``"detector"``, ``"audio-text"`` (ImageBind), ``"text"`` (CLIP) or ``None``).
 
     ``local_only`` keeps only those whose weights are already in the cache (nothing is downloaded).
     """

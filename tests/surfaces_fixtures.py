@@ -26,12 +26,9 @@ def tiny_detector(seed: int = 0) -> Any:
 
 def tiny_audio_encoder(seed: int = 0) -> Any:
     """A random-weight tiny ImageBind audio tower."""
-    import torch
-
     from audiodetic.audio.imagebind import ImageBindAudioEncoder
 
-    torch.manual_seed(seed)
-    return ImageBindAudioEncoder.tiny().eval()
+    return ImageBindAudioEncoder.tiny(seed=seed).eval()
 
 
 def tiny_model(seed: int = 0, *, detector: Any = None) -> Any:
