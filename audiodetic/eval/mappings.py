@@ -97,6 +97,9 @@ def load_mapping(name_or_path: str | os.PathLike[str], kind: str) -> SoundMappin
     """A built-in table (``"esc50"``, ``"audioset"``) for dataset ``kind``, or a CSV file."""
     if str(name_or_path) in BUILTIN_MAPS:
         return read_mapping(builtin_mapping_path(str(name_or_path), kind))
+    if not Path(name_or_path).is_file():
+        raise FileNotFoundError(f"sound map {str(name_or_path)!r} is neither a built-in table {BUILTIN_MAPS} "
+                                "nor a CSV file")
     return read_mapping(name_or_path)
 
 

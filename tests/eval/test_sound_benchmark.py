@@ -22,7 +22,7 @@ SOUNDS = [("dog", "dog"), ("car_horn", "car"), ("toilet_flush", "toilet"), ("chu
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
-    annotations, images = make_dataset(root / "data", "coco", num_images=3, seed=5)
+    annotations, images = make_dataset(root / "data", "coco", num_images=2, seed=5)
     dataset = EvalDataset.load("coco", annotations, images)
     make_esc50(root / "esc50", [sound for sound, _ in SOUNDS] + ["rain"], clips_per_class=3)
     mapping = load_mapping(write_map(root / "map.csv", SOUNDS), "coco")
@@ -65,7 +65,7 @@ def test_protocol_runs_end_to_end_with_tiny_models(setup, tmp_path: Path) -> Non
     text = text_vocabulary(plan.categories, ClipTextEncoder.tiny(seed=0))
     out = tmp_path / "bench"
     summaries = run_sound_benchmark(detector, dataset, plan, text, bridges, encoder_embedder(audio), out,
-                                    map_name="test-map", encoder_id="tiny", settings=RunSettings(0.0, 50),
+                                    map_name="test-map", encoder_id="tiny", settings=RunSettings(0.0, 8),
                                     progress=False, plots=True)
     variants = json.loads((out / "run.json").read_text())["variants"]
     assert len(variants) == 1 + 2 * 2 * 2
@@ -90,3 +90,67 @@ def test_protocol_runs_end_to_end_with_tiny_models(setup, tmp_path: Path) -> Non
         assert (out / name).stat().st_size > 0, name
     clips = json.loads((out / "clips.json").read_text())
     assert set(clips) == {"k1-s0", "k1-s1", "k2-s0", "k2-s1"} and len(clips["k2-s1"]["dog"]) == 2
+
+
+class EmbeddingOracle:
+    """Each annotated object is a region whose embedding is its category's text embedding; it is reported with
+    its true box for every vocabulary entry, scored by cosine similarity. Text prompts therefore score AP 1."""
+
+    def __init__(self, dataset: EvalDataset, text_rows: dict[str, np.ndarray]) -> None:
+        self.dataset, self.text_rows = dataset, text_rows
+        self.by_width = {dataset.image_record(i)["width"]: i for i in dataset.image_ids}
+
+    def detect(self, image, vocabulary, *, score_threshold, max_detections):
+        from audiodetic.structures import Detections
+
+        image_id = self.by_width[image.shape[1]]
+        boxes, scores, classes = [], [], []
+        for a in self.dataset.data["annotations"]:
+            name = self.dataset.category(a["category_id"])["name"]
+            if a["image_id"] != image_id or name not in self.text_rows:
+                continue
+            x, y, w, h = a["bbox"]
+            similarity = vocabulary.embeddings @ self.text_rows[name]
+            for k, value in enumerate(similarity):
+                boxes.append([x, y, x + w, y + h])
+                scores.append((float(value) + 1) / 2)
+                classes.append(k)
+        return Detections(np.array(boxes, np.float32).reshape(-1, 4), scores, classes, vocabulary.names,
+                          image.shape[:2])
+
+
+def test_ratio_is_one_for_a_faithful_bridge_and_lower_for_a_scrambled_one(tmp_path: Path) -> None:
+    from audiodetic.bridge import LinearBridge
+    from audiodetic.vocabulary import Vocabulary
+
+    annotations, images = make_dataset(tmp_path / "data", "coco", num_images=8, seed=11)
+    dataset = EvalDataset.load("coco", annotations, images)
+    make_esc50(tmp_path / "esc50", [sound for sound, _ in SOUNDS], clips_per_class=4)
+    index = read_clip_index(tmp_path / "esc50")
+    plan = plan_benchmark(dataset, load_mapping(write_map(tmp_path / "map.csv", SOUNDS), "coco"), index,
+                          shots=(1, 4), seeds=(0, 1))
+    rng = np.random.default_rng(3)
+    text = Vocabulary(plan.categories, rng.normal(size=(4, 16)), space="test")
+    target_of = {path: int(path.stem.split("-")[-1]) for paths in index.clips.values() for path in paths}
+
+    def embed(paths):  # one-hot of the clip's ESC-50 target, plus noise
+        out = 0.05 * rng.normal(size=(len(paths), 8))
+        out[np.arange(len(paths)), [target_of[p] for p in paths]] += 1.0
+        return out
+
+    faithful = np.zeros((8, 16))
+    faithful[:4] = text.embeddings  # target t (SOUNDS order) -> its category's text embedding
+    bridges = {"faithful": LinearBridge(faithful), "scrambled": LinearBridge(np.roll(faithful[:4], 1, axis=0).tolist()
+                                                                            + [[0.0] * 16] * 4)}
+    oracle = EmbeddingOracle(dataset, dict(zip(plan.categories, text.embeddings)))
+    summaries = run_sound_benchmark(oracle, dataset, plan, text, bridges, embed, tmp_path / "out", map_name="t",
+                                    settings=RunSettings(0.0, 300), progress=False, plots=False)
+    summary = summaries["bbox"]
+    assert summary["text_AP"] == pytest.approx(1.0)
+    rows = {(r["bridge"], r["shots"]): r for r in summary["overall"]}
+    for k in (1, 4):
+        assert rows["faithful", k]["ratio"] == pytest.approx(1.0)
+        assert rows["scrambled", k]["ratio"] < 0.8
+    for row in summary["per_category"]:
+        if row["num_gt"]:
+            assert row["faithful_k4_ratio"] == pytest.approx(1.0)

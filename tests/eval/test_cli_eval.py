@@ -1,0 +1,81 @@
+"""``audiodetic eval``: scoring a results file, a sharded run of a tiny checkpoint merged by ``eval merge``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from eval_fixtures import make_dataset, perfect_results
+
+from audiodetic.cli import main
+
+
+@pytest.mark.parametrize("kind", ["coco", "lvis"])
+def test_predictions_file_is_scored_without_a_model(kind: str, tmp_path: Path, capsys) -> None:
+    annotations, _ = make_dataset(tmp_path / "data", kind)
+    predictions = tmp_path / "results.json"
+    predictions.write_text(json.dumps(perfect_results(annotations)))
+    out = tmp_path / "report"
+    assert main(["eval", kind, "--annotations", str(annotations), "--predictions", str(predictions),
+                 "--output", str(out), "--no-plots"]) == 0
+    assert "AP 100.0" in capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["segm"]["summary"]["AP"] == pytest.approx(1.0)
+    assert metrics["predictions"] == str(predictions)
+
+
+def test_sharded_cli_run_merges_to_the_whole_run(tmp_path: Path, capsys) -> None:
+    from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
+
+    annotations, images = make_dataset(tmp_path / "data", "coco", num_images=3, seed=2)
+    checkpoint = make_detic_checkpoint(tmp_path / "tiny.pth", "tiny", seed=0)
+    vocabulary = tmp_path / "vocab.npy"
+    np.save(vocabulary, np.random.default_rng(0).normal(size=(4, 512)).astype(np.float32))
+    common = ["eval", "coco", "--annotations", str(annotations), "--images", str(images), "--detector",
+              str(checkpoint), "--vocabulary", str(vocabulary), "--device", "cpu", "--no-progress", "--no-plots",
+              "--score-threshold", "0.0", "--max-detections", "5"]
+    assert main([*common, "--output", str(tmp_path / "whole")]) == 0
+    for index in range(2):
+        assert main([*common, "--output", str(tmp_path / "sharded"), "--shard", f"{index}/2"]) == 0
+    assert "eval merge" in capsys.readouterr().out
+    assert main(["eval", "merge", "--output", str(tmp_path / "sharded"), "--no-plots"]) == 0
+    whole = json.loads((tmp_path / "whole/main/results.json").read_text())
+    merged = json.loads((tmp_path / "sharded/main/results.json").read_text())
+    assert len(whole) > 0 and merged == whole
+    for iou_type in ("bbox", "segm"):
+        assert json.loads((tmp_path / "sharded/main/metrics.json").read_text())[iou_type]["summary"] == \
+            json.loads((tmp_path / "whole/main/metrics.json").read_text())[iou_type]["summary"]
+    # a second run into the same folder with other settings is refused, naming what differs
+    assert main([*common[:-1], "7", "--output", str(tmp_path / "whole")]) == 1
+    assert "differs in ['settings']" in capsys.readouterr().err
+
+
+def test_bad_arguments_are_reported(tmp_path: Path, capsys) -> None:
+    annotations, images = make_dataset(tmp_path / "data", "coco", num_images=2)
+    base = ["eval", "coco", "--annotations", str(annotations), "--output", str(tmp_path / "out")]
+    assert main(base) == 1
+    assert "needs --images and --detector" in capsys.readouterr().err
+    assert main(["eval", "coco", "--annotations", str(tmp_path / "missing.json"), "--output", "x"]) == 1
+    assert "annotation file not found" in capsys.readouterr().err
+    assert main(["eval", "lvis", "--annotations", str(annotations), "--predictions", "p.json", "--output", "x"]) == 1
+    assert "neg_category_ids" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"image_id": 10, "category_id": 2, "bbox": [0, 0, 1, 1], "score": 0.5}]))
+    assert main([*base, "--predictions", str(bad)]) == 1
+    assert "category_id 2" in capsys.readouterr().err
+    assert main(["eval", "merge", "--output", str(tmp_path / "nothing")]) == 1
+    assert "no run.json" in capsys.readouterr().err
+
+
+def test_vocabulary_rows_must_match_the_categories(tmp_path: Path) -> None:
+    from audiodetic.eval.vocabularies import matrix_vocabulary
+
+    path = tmp_path / "v.npy"
+    np.save(path, np.ones((3, 512), np.float32))
+    with pytest.raises(ValueError, match="3 rows but the annotations have 4 categories"):
+        matrix_vocabulary(path, ["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match="'text' or a .npy/.npz"):
+        matrix_vocabulary(tmp_path / "v.txt", ["a"])
+    assert matrix_vocabulary(path, ["a", "b", "c"]).names == ("a", "b", "c")
