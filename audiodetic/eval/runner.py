@@ -164,7 +164,7 @@ def predict_variants(detector: Any, image: np.ndarray, variants: Mapping[str, Va
 
 
 def run_predictions(detector: Any, dataset: EvalDataset, variants: Mapping[str, Variant], output_dir: Path, *,
-                    image_ids: Sequence[int], shard: Shard = Shard(), score_threshold: float = 0.02,
+                    image_ids: Sequence[int], shard: Shard | None = None, score_threshold: float = 0.02,
                     max_detections: int = 300, all_classes: bool = True, progress: bool = True,
                     on_image_done: ImageHook | None = None) -> dict[str, int]:
     """Run ``detector`` over this shard's share of ``image_ids`` for every variant, resuming where a previous
@@ -173,6 +173,7 @@ def run_predictions(detector: Any, dataset: EvalDataset, variants: Mapping[str, 
 
     if not variants:
         raise ValueError("run_predictions needs at least one variant")
+    shard = shard or Shard()
     mine = shard.select(sorted(int(i) for i in image_ids))
     stores = {name: PredictionStore(output_dir, name, shard) for name in variants}
     try:

@@ -8,7 +8,6 @@ Results are COCO results-format records: ``{"image_id", "category_id", "bbox": [
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import logging
@@ -116,6 +115,12 @@ def warnings_silenced() -> Iterator[None]:
         yield
 
 
+def _copy_for_evaluator(data: dict[str, Any]) -> dict[str, Any]:
+    """The evaluators set top-level keys of annotation records (``ignore``, RLE ``segmentation``); copying the
+    records one level deep keeps the caller's data intact without duplicating masks and polygons."""
+    return {**data, "annotations": [dict(annotation) for annotation in data["annotations"]]}
+
+
 def _score_coco(dataset: EvalDataset, results: list[dict[str, Any]], iou_type: str,
                 image_ids: Sequence[int], category_ids: Sequence[int]) -> IouTypeScores:
     from pycocotools.coco import COCO
@@ -124,10 +129,10 @@ def _score_coco(dataset: EvalDataset, results: list[dict[str, Any]], iou_type: s
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
         ground_truth = COCO()
-        ground_truth.dataset = copy.deepcopy(dataset.data)
+        ground_truth.dataset = _copy_for_evaluator(dataset.data)
         ground_truth.createIndex()
         if results:
-            detections = ground_truth.loadRes(copy.deepcopy(results))
+            detections = ground_truth.loadRes([dict(record) for record in results])
         else:
             detections = COCO()
             detections.dataset = {"images": list(dataset.data["images"]), "annotations": [],
@@ -159,7 +164,7 @@ def _score_lvis(dataset: EvalDataset, results: list[dict[str, Any]], iou_type: s
         results = [{"image_id": image_ids[0], "category_id": category_ids[0], "bbox": [0.0, 0.0, 0.0, 0.0],
                     "score": 0.0, "segmentation": _empty_rle(dataset, image_ids[0])}]
     with contextlib.redirect_stdout(log), numpy_float_alias(), _quiet_logger("lvis"):
-        detections = LVISResults(lvis_gt, copy.deepcopy(results), max_dets=LVIS_MAX_DETS)
+        detections = LVISResults(lvis_gt, [dict(record) for record in results], max_dets=LVIS_MAX_DETS)
         evaluator = LVISEval(lvis_gt, detections, iou_type=iou_type)
         evaluator.params.img_ids = list(image_ids)
         evaluator.params.cat_ids = list(category_ids)
@@ -243,8 +248,6 @@ def score_results(dataset: EvalDataset, results: Sequence[dict[str, Any]], *,
     scores: dict[str, IouTypeScores] = {}
     lvis_gt = None
     if dataset.kind == "lvis":
-        from audiodetic.eval.lvis_compat import import_lvis
-
         lvis_gt = _load_lvis_ground_truth(dataset)
     for iou_type in requested:
         if dataset.kind == "coco":

@@ -22,7 +22,10 @@ def dataset(request, tmp_path) -> EvalDataset:
 
 
 def test_perfect_predictions_score_one(dataset: EvalDataset) -> None:
-    scores = score_results(dataset, perfect_results(dataset.annotation_path))
+    results = perfect_results(dataset.annotation_path)
+    before = (copy.deepcopy(results), copy.deepcopy(dataset.data))
+    scores = score_results(dataset, results)
+    assert (results, dataset.data) == before  # inputs are not modified
     assert set(scores) == {"bbox", "segm"}
     for iou_type in ("bbox", "segm"):
         assert scores[iou_type].summary["AP"] == pytest.approx(1.0)
