@@ -37,6 +37,10 @@ class ImageEncoding:
         proposal_scores: ``(N,)`` float32 ``sqrt(sigmoid(agn_hm))`` of each proposal.
         boxes: ``(N, 4)`` float32 final cascade boxes of each proposal (unclipped; clipped when classified).
         embeddings: ``(S, N, D)`` float32 unit-L2 region embeddings of the ``S`` cascade stages.
+        mask_cache: ``(N, 28, 28)`` float32 mask probabilities of proposals whose mask was already needed, with
+            ``mask_ready (N,)`` bool. A proposal's final box, hence its mask, is the same for every vocabulary, so
+            ``classify`` fills this lazily and re-prompting reuses it (same values as computing afresh: the mask
+            head treats every region independently).
     """
 
     original_size: tuple[int, int]
@@ -46,6 +50,8 @@ class ImageEncoding:
     proposal_scores: torch.Tensor
     boxes: torch.Tensor
     embeddings: torch.Tensor
+    mask_cache: torch.Tensor | None = None
+    mask_ready: torch.Tensor | None = None
 
     @property
     def regions(self) -> RegionEncoding:
@@ -187,7 +193,9 @@ class Detector(nn.Module):
             one_class_per_proposal=not all_classes,
             max_detections=int(max_detections),
         )
-        return self._postprocess(encoding, result.boxes, result.scores, result.class_ids, names, with_masks)
+        return self._postprocess(
+            encoding, result.boxes, result.scores, result.class_ids, result.proposal_index, names, with_masks
+        )
 
     def detect(
         self, image: np.ndarray, vocabulary: Any, *, input_size: tuple[int, int] | None = None, **kwargs: Any
@@ -210,10 +218,14 @@ class Detector(nn.Module):
         boxes: torch.Tensor,
         scores: torch.Tensor,
         class_ids: torch.Tensor,
+        proposal_index: torch.Tensor,
         names: tuple[str, ...],
         with_masks: bool,
     ) -> Detections:
-        """Scale resized-frame boxes to the original image, clip, drop empty boxes, paste masks (A.7)."""
+        """Scale resized-frame boxes to the original image, clip, drop empty boxes, paste masks (A.7).
+
+        ``boxes`` ``(M, 4)`` are the clipped resized-frame boxes of proposals ``proposal_index`` ``(M,)``.
+        """
         height, width = encoding.original_size
         scale_x, scale_y = width / encoding.image_size[1], height / encoding.image_size[0]
         scaled = boxes.clone()
@@ -223,7 +235,7 @@ class Detector(nn.Module):
         keep = nonempty(scaled)
         masks = None
         if with_masks and self.roi_heads.mask_head is not None:
-            probabilities = self.roi_heads.mask_probabilities(encoding.features, boxes[keep])
+            probabilities = self._mask_probabilities(encoding, boxes[keep], proposal_index[keep])
             masks = paste_masks(probabilities, scaled[keep], (height, width), self.config.mask_threshold)
             masks = masks.cpu().numpy()
         return Detections(
@@ -234,6 +246,32 @@ class Detector(nn.Module):
             image_size=(height, width),
             masks=masks,
         )
+
+    def _mask_probabilities(
+        self, encoding: ImageEncoding, boxes: torch.Tensor, proposal_index: torch.Tensor
+    ) -> torch.Tensor:
+        """``(M, 28, 28)`` mask probabilities of the given proposals, computing only those not cached yet."""
+        count = encoding.boxes.shape[0]
+        if encoding.mask_cache is None or encoding.mask_ready is None:
+            side = 2 * self.config.mask_resolution
+            encoding.mask_cache = encoding.boxes.new_zeros((count, side, side))
+            encoding.mask_ready = torch.zeros(count, dtype=torch.bool, device=encoding.boxes.device)
+        missing = ~encoding.mask_ready[proposal_index]
+        if bool(missing.any()):
+            # one proposal can appear several times (several classes): compute each once
+            rows, first = _unique_first(proposal_index[missing])
+            fresh = self.roi_heads.mask_probabilities(encoding.features, boxes[missing][first])
+            encoding.mask_cache[rows] = fresh
+            encoding.mask_ready[rows] = True
+        return encoding.mask_cache[proposal_index]
+
+
+def _unique_first(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unique ``values`` and the position of the first occurrence of each in ``values``."""
+    unique, inverse = torch.unique(values, return_inverse=True)
+    positions = torch.arange(values.shape[0], device=values.device)
+    first = torch.full_like(unique, values.shape[0]).scatter_reduce(0, inverse, positions, reduce="amin")
+    return unique, first
 
 
 def check_input_size(input_size: Any, config: DetectorConfig) -> tuple[int, int]:

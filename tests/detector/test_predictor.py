@@ -93,3 +93,25 @@ def test_set_image_validates_and_keeps_no_stale_state(detector, image):
     with pytest.raises(ValueError, match="uint8"):
         predictor.set_image(image.astype(np.float32))
     assert not predictor.is_image_set  # a failed set_image never leaves the previous image behind
+
+
+def test_masks_of_a_proposal_are_computed_once_and_reused(detector, image, monkeypatch):
+    predictor = Predictor(detector)
+    predictor.set_image(image)
+    calls = []
+    original = detector.roi_heads.mask_probabilities
+
+    def counting(features, boxes):
+        calls.append(boxes.shape[0])
+        return original(features, boxes)
+
+    monkeypatch.setattr(detector.roi_heads, "mask_probabilities", counting)
+    first = predictor.predict(_vocabulary(3, 30), score_threshold=0.0, max_detections=12)
+    assert calls and calls[0] <= 12
+    again = predictor.predict(_vocabulary(3, 30), score_threshold=0.0, max_detections=12)
+    assert len(calls) == 1  # every mask came from the cache
+    _same(first, again)
+    wider = predictor.predict(_vocabulary(3, 31), score_threshold=0.0, all_classes=True, max_detections=30)
+    assert sum(calls) == int(predictor.encoding.mask_ready.sum())  # each proposal's mask computed at most once
+    monkeypatch.undo()
+    _same(wider, detector.detect(image, _vocabulary(3, 31), score_threshold=0.0, all_classes=True, max_detections=30))
