@@ -224,6 +224,7 @@ def convert_state_dict(official: Mapping[str, Tensor], detector: "Detector") -> 
     expected = detector.state_dict()
     ours: dict[str, Tensor] = {}
     unexpected, misshaped = [], []
+    present: set[str] = set()  # filled by a mis-shaped tensor: reported once, as mis-shaped
     for name, value in official.items():
         if not isinstance(value, Tensor):
             unexpected.append(f"{name} (not a tensor)")
@@ -245,9 +246,10 @@ def convert_state_dict(official: Mapping[str, Tensor], detector: "Detector") -> 
         reference = expected[target_name]
         if tuple(value.shape) != tuple(reference.shape):
             misshaped.append(f"{name}: file {tuple(value.shape)} vs model {tuple(reference.shape)}")
+            present.add(target_name)
             continue
         ours[target_name] = value.to(dtype=reference.dtype) if value.is_floating_point() else value
-    missing = [to_official(name, arch) for name in expected if name not in ours]
+    missing = [to_official(name, arch) for name in expected if name not in ours and name not in present]
     if missing or unexpected or misshaped:
         parts = [_listing(kind, names) for kind, names in
                  (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if names]
