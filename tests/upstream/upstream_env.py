@@ -39,6 +39,23 @@ def _shims() -> types.ModuleType:
     return module
 
 
+_CHECKPOINT_DIR: tempfile.TemporaryDirectory | None = None
+
+
+def random_checkpoint(layout: str, *, seed: int = 0) -> Path:
+    """A random full-size checkpoint in the official layout (D1's ``make_detic_checkpoint``), written once per
+    process into a temporary directory that is removed at exit (R50 ~540 MB, Swin-B ~700 MB)."""
+    global _CHECKPOINT_DIR
+    from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
+
+    if _CHECKPOINT_DIR is None:
+        _CHECKPOINT_DIR = tempfile.TemporaryDirectory(prefix="audiodetic-upstream-")
+    path = Path(_CHECKPOINT_DIR.name) / f"{layout}-seed{seed}.pth"
+    if not path.is_file():
+        make_detic_checkpoint(path, layout, seed=seed)
+    return path
+
+
 def upstream_missing_reason() -> str | None:
     """Why upstream cannot be used here (``None`` when it can)."""
     for name in ("detectron2", "centernet", "detic"):
