@@ -3,7 +3,7 @@
 ::
 
     audiodetic eval coco|lvis --annotations FILE.json --images DIR --detector NAME_OR_PATH --output DIR
-        [--vocabulary text | --vocabulary FILE.npy|.npz
+        [--vocabulary text | builtin | FILE.npy|.npz
          | --audio-map esc50|audioset|MAP.csv --audio-root DIR [--audio-meta CSV] [--shots 1,2,4,8]
            [--seeds 0,1,2] [--bridge linear --bridge retrieval | --bridge FILE.npz]]
         [--shard I/N] [--max-images N] [--score-threshold 0.02] [--max-detections 300] ...
@@ -52,7 +52,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--detector", help="detector weights: a known name (see `audiodetic models`) or a checkpoint file")
     add("--device", help="torch device (default: cuda[:LOCAL_RANK] when available, else cpu)")
     add("--vocabulary", default="text",
-        help="'text' (CLIP text prompts 'a <name>'), or a (C, 512) .npy / .npz in category-id order")
+        help="'text' (CLIP text prompts 'a <name>'), 'builtin' (Detic's released LVIS/COCO embeddings), "
+             "or a (C, 512) .npy / .npz in category-id order")
     add("--text-encoder", default="clip-vit-b32", help="CLIP ViT-B/32 text weights for text prompts")
     audio = parser.add_argument_group("sound-prompt benchmark")
     audio.add_argument("--audio-map", help="sound->category table: esc50, audioset, or a CSV "
@@ -113,7 +114,8 @@ def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
     from audiodetic.eval.pipeline import evaluate, run_sound_benchmark
     from audiodetic.eval.runner import Variant
     from audiodetic.eval.sharding import Shard, device_for, distributed_env
-    from audiodetic.eval.vocabularies import load_text_encoder, matrix_vocabulary, text_vocabulary
+    from audiodetic.eval.vocabularies import builtin_dataset_vocabulary, load_text_encoder, matrix_vocabulary, \
+        text_vocabulary
 
     env = distributed_env()
     shard = Shard.parse(args.shard) if args.shard else None
@@ -125,6 +127,9 @@ def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
         if args.vocabulary == "text":
             vocabulary = text_vocabulary(dataset.category_names, load_text_encoder(args.text_encoder, device=device))
             described["vocabulary"] = f"text:{args.text_encoder}"
+        elif args.vocabulary == "builtin":
+            vocabulary = builtin_dataset_vocabulary(args.kind, dataset.category_names)
+            described["vocabulary"] = f"builtin:{args.kind}"
         else:
             vocabulary = matrix_vocabulary(args.vocabulary, dataset.category_names)
             described["vocabulary"] = str(Path(args.vocabulary).resolve())

@@ -154,3 +154,21 @@ def test_ratio_is_one_for_a_faithful_bridge_and_lower_for_a_scrambled_one(tmp_pa
     for row in summary["per_category"]:
         if row["num_gt"]:
             assert row["faithful_k4_ratio"] == pytest.approx(1.0)
+
+
+def test_benchmark_prompts_equal_the_product_sound_prompts(setup) -> None:
+    """A K-clip prompt here is what ``prompts.build_vocabulary`` makes of ``Sound(those clips)``."""
+    from audiodetic.audio.imagebind import ImageBindAudioEncoder
+    from audiodetic.bridge import LinearBridge
+    from audiodetic.eval.components import encoder_embedder
+    from audiodetic.eval.sound_benchmark import audio_embeddings, audio_prompt
+    from audiodetic.prompts import Sound, build_vocabulary
+
+    _, _, plan = setup
+    audio = ImageBindAudioEncoder.tiny(seed=1)
+    bridge = LinearBridge.random(audio.embed_dim, 512, seed=2)
+    clips = sample_clips(plan.clips["bell"], 2, 0, "bell")
+    embedded = audio_embeddings(clips, encoder_embedder(audio))
+    ours = audio_prompt(np.stack([embedded[p] for p in clips]), bridge)
+    theirs = build_vocabulary({"bell": Sound(clips)}, audio_encoder=audio, bridge=bridge).embeddings[0]
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
