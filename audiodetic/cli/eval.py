@@ -71,6 +71,9 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--max-images", type=int, help="only the first N images (by id), for quick checks")
     run.add_argument("--score-threshold", type=float, default=0.02, help="keep scores above this")
     run.add_argument("--max-detections", type=int, default=300, help="per image")
+    run.add_argument("--input-size", metavar="MIN,MAX",
+                     help="resize: shortest edge MIN, longest edge at most MAX (default 800,1333 as Detic's "
+                          "evaluation; 640,640 for the model zoo's real-time numbers)")
     run.add_argument("--one-class-per-proposal", action="store_true",
                      help="keep only each region's best class (Detic's demo setting, not its evaluation)")
     run.add_argument("--overwrite", action="store_true", help="discard an existing run in --output")
@@ -87,6 +90,7 @@ def _print_summary(scores: Any, label: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``eval coco|lvis`` command; returns the exit code."""
+    from audiodetic.eval import components
     from audiodetic.eval.datasets import EvalDataset
     from audiodetic.eval.pipeline import RunSettings, score_and_report
 
@@ -104,8 +108,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.images is None or args.detector is None:
         raise ValueError("running a detector needs --images and --detector (or score a file with --predictions)")
+    input_size = None
+    if args.input_size:
+        input_size = components.parse_int_list(args.input_size, "--input-size")
+        if len(input_size) != 2:
+            raise ValueError(f"--input-size must be MIN,MAX (two integers), got {args.input_size!r}")
     settings = RunSettings(score_threshold=args.score_threshold, max_detections=args.max_detections,
-                           all_classes=not args.one_class_per_proposal, max_images=args.max_images)
+                           all_classes=not args.one_class_per_proposal, max_images=args.max_images,
+                           input_size=input_size)
     return _run_detector(args, dataset, settings)
 
 

@@ -25,8 +25,14 @@ class RunSettings:
     max_detections: int = 300
     all_classes: bool = True
     max_images: int | None = None
+    input_size: tuple[int, int] | None = None
+    """``(shortest edge, longest-edge cap)`` of the resize; ``None`` = the detector's (800, 1333 as Detic)."""
 
     def __post_init__(self) -> None:
+        if self.input_size is not None:
+            if len(self.input_size) != 2 or min(int(v) for v in self.input_size) < 1:
+                raise ValueError(f"input size must be two positive integers (min, max), got {self.input_size}")
+            object.__setattr__(self, "input_size", (int(self.input_size[0]), int(self.input_size[1])))
         if not 0.0 <= self.score_threshold < 1.0:
             raise ValueError(f"score threshold must lie in [0, 1), got {self.score_threshold}")
         if self.max_detections < 1:
@@ -94,7 +100,8 @@ def evaluate(detector: Any, dataset: EvalDataset, variants: Mapping[str, Variant
     image_ids = select_image_ids(dataset, settings.max_images)
     counts = run_predictions(detector, dataset, variants, output_dir, image_ids=image_ids, shard=mine,
                              score_threshold=settings.score_threshold, max_detections=settings.max_detections,
-                             all_classes=settings.all_classes, progress=progress, on_image_done=on_image_done)
+                             all_classes=settings.all_classes, input_size=settings.input_size, progress=progress,
+                             on_image_done=on_image_done)
     print(f"{mine.name}: {counts['processed']} images run, {counts['skipped']} already done", file=sys.stderr)
     if shard is not None or (env is not None and not env.is_main):
         return None

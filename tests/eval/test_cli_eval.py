@@ -35,7 +35,7 @@ def test_sharded_cli_run_merges_to_the_whole_run(tmp_path: Path, capsys) -> None
     np.save(vocabulary, np.random.default_rng(0).normal(size=(4, 512)).astype(np.float32))
     common = ["eval", "coco", "--annotations", str(annotations), "--images", str(images), "--detector",
               str(checkpoint), "--vocabulary", str(vocabulary), "--device", "cpu", "--no-progress", "--no-plots",
-              "--score-threshold", "0.0", "--max-detections", "5"]
+              "--score-threshold", "0.0", "--max-detections", "5", "--input-size", "128,160"]
     assert main([*common, "--output", str(tmp_path / "whole")]) == 0
     for index in range(2):
         assert main([*common, "--output", str(tmp_path / "sharded"), "--shard", f"{index}/2"]) == 0
@@ -48,7 +48,7 @@ def test_sharded_cli_run_merges_to_the_whole_run(tmp_path: Path, capsys) -> None
         assert json.loads((tmp_path / "sharded/main/metrics.json").read_text())[iou_type]["summary"] == \
             json.loads((tmp_path / "whole/main/metrics.json").read_text())[iou_type]["summary"]
     # a second run into the same folder with other settings is refused, naming what differs
-    assert main([*common[:-1], "7", "--output", str(tmp_path / "whole")]) == 1
+    assert main([*common, "--max-detections", "7", "--output", str(tmp_path / "whole")]) == 1
     assert "differs in ['settings']" in capsys.readouterr().err
 
 
@@ -76,6 +76,6 @@ def test_vocabulary_rows_must_match_the_categories(tmp_path: Path) -> None:
     np.save(path, np.ones((3, 512), np.float32))
     with pytest.raises(ValueError, match="3 rows but the annotations have 4 categories"):
         matrix_vocabulary(path, ["a", "b", "c", "d"])
-    with pytest.raises(ValueError, match="'text' or a .npy/.npz"):
+    with pytest.raises(ValueError, match="'builtin' or a .npy/.npz"):
         matrix_vocabulary(tmp_path / "v.txt", ["a"])
     assert matrix_vocabulary(path, ["a", "b", "c"]).names == ("a", "b", "c")
