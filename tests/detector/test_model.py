@@ -158,3 +158,15 @@ def test_full_size_r50_smoke():
     assert 0 < encoding.boxes.shape[0] <= 256 + 16
     result = detector.classify(encoding, _vocabulary(3, 8), score_threshold=0.0, max_detections=20)
     assert 0 < len(result) <= 20 and result.masks.shape == (len(result), 240, 320)
+
+
+def test_no_detections_gives_empty_results_with_mask_shape(detector, encoding):
+    result = detector.classify(encoding, _vocabulary(2, 9), score_threshold=0.999999)
+    assert len(result) == 0 and result.masks.shape == (0, 90, 130) and result.boxes.shape == (0, 4)
+
+
+def test_tiny_swin_detector_end_to_end(image):
+    torch.manual_seed(0)
+    swin = build_detector(DetectorConfig.tiny("swin_b"))
+    result = swin.detect(image, _vocabulary(2, 10), score_threshold=0.0, max_detections=5)
+    assert 0 < len(result) <= 5 and result.masks.shape[1:] == (90, 130)
