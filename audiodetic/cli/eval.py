@@ -74,6 +74,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--input-size", metavar="MIN,MAX",
                      help="resize: shortest edge MIN, longest edge at most MAX (default 800,1333 as Detic's "
                           "evaluation; 640,640 for the model zoo's real-time numbers)")
+    run.add_argument("--no-masks", action="store_true", help="skip the mask head (box AP only)")
     run.add_argument("--one-class-per-proposal", action="store_true",
                      help="keep only each region's best class (Detic's demo setting, not its evaluation)")
     run.add_argument("--overwrite", action="store_true", help="discard an existing run in --output")
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--input-size must be MIN,MAX (two integers), got {args.input_size!r}")
     settings = RunSettings(score_threshold=args.score_threshold, max_detections=args.max_detections,
                            all_classes=not args.one_class_per_proposal, max_images=args.max_images,
-                           input_size=input_size)
+                           input_size=input_size, with_masks=not args.no_masks)
     return _run_detector(args, dataset, settings)
 
 

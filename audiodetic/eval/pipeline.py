@@ -27,6 +27,8 @@ class RunSettings:
     max_images: int | None = None
     input_size: tuple[int, int] | None = None
     """``(shortest edge, longest-edge cap)`` of the resize; ``None`` = the detector's (800, 1333 as Detic)."""
+    with_masks: bool = True
+    """``False`` skips the mask head (box AP only, like Detic's ``MODEL.MASK_ON False``)."""
 
     def __post_init__(self) -> None:
         if self.input_size is not None:
@@ -100,7 +102,8 @@ def evaluate(detector: Any, dataset: EvalDataset, variants: Mapping[str, Variant
     image_ids = select_image_ids(dataset, settings.max_images)
     counts = run_predictions(detector, dataset, variants, output_dir, image_ids=image_ids, shard=mine,
                              score_threshold=settings.score_threshold, max_detections=settings.max_detections,
-                             all_classes=settings.all_classes, input_size=settings.input_size, progress=progress,
+                             all_classes=settings.all_classes, input_size=settings.input_size,
+                             with_masks=settings.with_masks, progress=progress,
                              on_image_done=on_image_done)
     print(f"{mine.name}: {counts['processed']} images run, {counts['skipped']} already done", file=sys.stderr)
     if shard is not None or (env is not None and not env.is_main):

@@ -136,13 +136,13 @@ def _accepts(method: Any, name: str) -> bool:
 
 def predict_variants(detector: Any, image: np.ndarray, variants: Mapping[str, Variant], *,
                      score_threshold: float, max_detections: int, all_classes: bool,
-                     input_size: tuple[int, int] | None = None) -> dict[str, Detections]:
+                     input_size: tuple[int, int] | None = None, with_masks: bool = True) -> dict[str, Detections]:
     """Detections of ``image`` (``(H, W, 3)`` uint8 RGB) for every variant.
 
     Uses ``detector.encode`` once and ``detector.classify`` per vocabulary when available, else
     ``detector.detect(image, vocabulary, ...)`` per vocabulary. ``all_classes`` (every class above threshold
     per proposal, Detic's evaluation setting) is passed only to detectors that accept it; ``input_size``
-    (resize ``(min, max)``) only when given.
+    (resize ``(min, max)``) only when given; ``with_masks=False`` to detectors that accept it.
     """
     encode_options: dict[str, Any] = {} if input_size is None else {"input_size": tuple(input_size)}
     options: dict[str, Any] = {"score_threshold": score_threshold, "max_detections": max_detections}
@@ -150,8 +150,9 @@ def predict_variants(detector: Any, image: np.ndarray, variants: Mapping[str, Va
     if hasattr(detector, "encode") and hasattr(detector, "classify"):
         import torch
 
-        if _accepts(detector.classify, "all_classes"):
-            options["all_classes"] = all_classes
+        for key, value in (("all_classes", all_classes), ("with_masks", with_masks)):
+            if _accepts(detector.classify, key) and (key == "all_classes" or not value):
+                options[key] = value
         device = next(iter(detector.parameters())).device if hasattr(detector, "parameters") else "cpu"
         with torch.inference_mode():
             encoding = detector.encode(image, **encode_options)
@@ -159,8 +160,9 @@ def predict_variants(detector: Any, image: np.ndarray, variants: Mapping[str, Va
                 outputs[name] = detector.classify(encoding, variant.vocabulary.as_tensor(device),
                                                   names=variant.vocabulary.names, **options)
         return outputs
-    if _accepts(detector.detect, "all_classes"):
-        options["all_classes"] = all_classes
+    for key, value in (("all_classes", all_classes), ("with_masks", with_masks)):
+        if _accepts(detector.detect, key) and (key == "all_classes" or not value):
+            options[key] = value
     for name, variant in variants.items():
         outputs[name] = detector.detect(image, variant.vocabulary, **encode_options, **options)
     return outputs
@@ -169,7 +171,7 @@ def predict_variants(detector: Any, image: np.ndarray, variants: Mapping[str, Va
 def run_predictions(detector: Any, dataset: EvalDataset, variants: Mapping[str, Variant], output_dir: Path, *,
                     image_ids: Sequence[int], shard: Shard | None = None, score_threshold: float = 0.02,
                     max_detections: int = 300, all_classes: bool = True,
-                    input_size: tuple[int, int] | None = None, progress: bool = True,
+                    input_size: tuple[int, int] | None = None, with_masks: bool = True, progress: bool = True,
                     on_image_done: ImageHook | None = None) -> dict[str, int]:
     """Run ``detector`` over this shard's share of ``image_ids`` for every variant, resuming where a previous
     call stopped. Returns ``{"images": shard size, "skipped": already done, "processed": run now}``."""
@@ -188,7 +190,8 @@ def run_predictions(detector: Any, dataset: EvalDataset, variants: Mapping[str, 
             pending = {name: v for name, v in variants.items() if image_id not in stores[name].finished}
             detections = predict_variants(detector, dataset.load_image(image_id), pending,
                                           score_threshold=score_threshold, max_detections=max_detections,
-                                          all_classes=all_classes, input_size=input_size)
+                                          all_classes=all_classes, input_size=input_size,
+                                          with_masks=with_masks)
             for name, found in detections.items():
                 stores[name].append(image_id, found.to_coco_results(image_id, pending[name].category_ids))
             if on_image_done is not None:
