@@ -142,7 +142,7 @@ def predict_variants(detector: Any, image: np.ndarray, variants: Mapping[str, Va
     Uses ``detector.encode`` once and ``detector.classify`` per vocabulary when available, else
     ``detector.detect(image, vocabulary, ...)`` per vocabulary. ``all_classes`` (every class above threshold
     per proposal, Detic's evaluation setting) is passed only to detectors that accept it; ``input_size``
-    (resize ``(min, max)``) only when given; ``with_masks=False`` to detectors that accept it.
+    (resize ``(min, max)``) only when given; ``with_masks`` to detectors that accept it.
     """
     encode_options: dict[str, Any] = {} if input_size is None else {"input_size": tuple(input_size)}
     options: dict[str, Any] = {"score_threshold": score_threshold, "max_detections": max_detections}
@@ -151,7 +151,7 @@ def predict_variants(detector: Any, image: np.ndarray, variants: Mapping[str, Va
         import torch
 
         for key, value in (("all_classes", all_classes), ("with_masks", with_masks)):
-            if _accepts(detector.classify, key) and (key == "all_classes" or not value):
+            if _accepts(detector.classify, key):
                 options[key] = value
         device = next(iter(detector.parameters())).device if hasattr(detector, "parameters") else "cpu"
         with torch.inference_mode():
@@ -161,7 +161,7 @@ def predict_variants(detector: Any, image: np.ndarray, variants: Mapping[str, Va
                                                   names=variant.vocabulary.names, **options)
         return outputs
     for key, value in (("all_classes", all_classes), ("with_masks", with_masks)):
-        if _accepts(detector.detect, key) and (key == "all_classes" or not value):
+        if _accepts(detector.detect, key):
             options[key] = value
     for name, variant in variants.items():
         outputs[name] = detector.detect(image, variant.vocabulary, **encode_options, **options)

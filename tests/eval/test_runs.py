@@ -26,7 +26,7 @@ class GroundTruthDetector:
         self.by_width = {dataset.image_record(i)["width"]: i for i in dataset.image_ids}
 
     def detect(self, image: np.ndarray, vocabulary: Vocabulary, *, score_threshold: float,
-               max_detections: int) -> Detections:
+               max_detections: int, with_masks: bool = True) -> Detections:
         image_id = self.by_width[image.shape[1]]
         self.calls.append(image_id)
         objects = [a for a in self.dataset.data["annotations"] if a["image_id"] == image_id
@@ -37,7 +37,7 @@ class GroundTruthDetector:
         names = [self.dataset.category(a["category_id"])["name"] for a in objects]
         return Detections(np.array(boxes, np.float32).reshape(-1, 4), 0.9 - 0.01 * np.arange(len(objects)),
                           [vocabulary.names.index(n) for n in names], vocabulary.names, image.shape[:2],
-                          np.array(masks, bool).reshape(len(objects), *image.shape[:2]))
+                          np.array(masks, bool).reshape(len(objects), *image.shape[:2]) if with_masks else None)
 
 
 def _variants(dataset: EvalDataset) -> dict[str, Variant]:
@@ -64,6 +64,12 @@ def test_ground_truth_run_scores_one_and_writes_reports(dataset: EvalDataset, tm
     assert metrics["bbox"]["summary"]["AP"] == pytest.approx(1.0)
     assert "| dog |" in (out / "text" / "per_category_ap.md").read_text()
     assert (out / "text" / "ap_per_category_bbox.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_box_only_run_scores_boxes_only(dataset: EvalDataset, tmp_path: Path) -> None:
+    scores = evaluate(GroundTruthDetector(dataset), dataset, _variants(dataset), tmp_path / "boxes",
+                      settings=RunSettings(with_masks=False), progress=False, plots=False)
+    assert set(scores["text"]) == {"bbox"} and scores["text"]["bbox"].summary["AP"] == pytest.approx(1.0)
 
 
 def test_sharded_runs_merge_to_the_unsharded_result(dataset: EvalDataset, tmp_path: Path) -> None:
