@@ -104,6 +104,8 @@ def array_to_float32(samples: Any, where: str = "waveform") -> np.ndarray:
     array = np.asarray(samples)
     if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.number)) or np.iscomplexobj(array):
         raise AudioDecodeError(f"{where}: samples must be real integers or floats, got dtype {array.dtype}")
+    if array.size == 0:
+        raise AudioDecodeError(f"{where}: the audio is empty (shape {tuple(array.shape)})")
     if array.ndim == 1:
         array = array[None, :]
     elif array.ndim == 2:
