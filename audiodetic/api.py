@@ -156,7 +156,7 @@ class AudiodeticModel:
 
     def _embed_prompts(self, audio: Mapping[str, list[Any]], text: Mapping[str, str]) -> Vocabulary:
         audio_encoder = self._audio_encoder.get() if audio else None
-        bridge = self._bridge.get() if audio else None
+        bridge = self._bridge.get() if audio and self._bridge.available else None  # None: encoder in CLIP space
         text_encoder = self._text_encoder.get() if text else None
         from audiodetic import prompts as prompt_lib
 

@@ -135,6 +135,14 @@ def _rows(table: Any) -> list[list[Any]]:
     return [list(row) for row in table]
 
 
+def _short_paths(message: str, paths: Sequence[Any]) -> str:
+    """``message`` with the server's temporary upload paths replaced by the uploaded file names."""
+    for path in paths:
+        if path:
+            message = message.replace(str(path), Path(str(path)).name)
+    return message
+
+
 def table_rows(detections: Detections) -> list[list[Any]]:
     """``[label, score, x1, y1, x2, y2]`` per detection, best first (box in image pixels, 1 decimal)."""
     ordered = detections.sorted_by_score()
@@ -172,7 +180,7 @@ def build_demo(model: AudiodeticModel, *, models: Mapping[str, ModelSource] | No
             annotated, rows, json_path, session, detections = backend.run(
                 image, sound_files, names, recording, recording_name, texts, threshold, model_name, session)
         except (AudiodeticError, ValueError, FileNotFoundError, OSError) as error:
-            raise gr.Error(str(error)) from None
+            raise gr.Error(_short_paths(str(error), [*(sound_files or []), recording])) from None
         except Exception as error:  # keep serving; show what happened
             LOG.exception("demo request failed")
             raise gr.Error(f"Internal error ({type(error).__name__}): {error}") from None

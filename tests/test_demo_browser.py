@@ -7,10 +7,12 @@ network services. Screenshots go to ``test-artifacts/`` (git-ignored).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -32,16 +34,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     pytest.importorskip("gradio")
     from audiodetic.app import build_demo
 
-    demo = build_demo(tiny_model(0), examples=True)
+    from audiodetic.detector.convert import load_detector
+    from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
+
+    folder = tmp_path_factory.mktemp("checkpoint")
+    detector = load_detector(make_detic_checkpoint(folder / "tiny_official_layout.pth", "tiny", seed=0)).eval()
+    model = tiny_model(0, detector=detector)
+    demo = build_demo(model, examples=True)
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 ssr_mode=False, show_error=True)
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}/", model
     finally:
         demo.close()
 
@@ -70,7 +78,13 @@ def test_upload_image_and_sound_then_detect(server, page, tmp_path) -> None:
     siren = write_tone(tmp_path / "siren.wav", 1000.0)
     ARTIFACTS.mkdir(exist_ok=True)
 
-    page.goto(server)
+    url, model = server
+    # what the page must show: the same model through the Python API; threshold just below the 5th best score
+    expected = model.detect(image_path, [siren], score_threshold=0.0).sorted_by_score()
+    assert len(expected) >= 5
+    threshold = np.floor(float(expected.scores[4]) * 100) / 100 - 0.01
+    shown = expected.above(threshold)
+    page.goto(url)
     page.locator("#detect-button").wait_for()
     # error case first: no image -> a message in the page, and the app keeps serving
     page.locator("#detect-button").click()
@@ -81,15 +95,20 @@ def test_upload_image_and_sound_then_detect(server, page, tmp_path) -> None:
     page.locator("#input-image img").first.wait_for()
     page.locator("#sound-files input[type=file]").set_input_files(str(siren))
     expect(page.locator("#sound-names")).to_contain_text("siren.wav")
-    page.locator("#threshold input[type=number]").fill("0.3")
+    page.locator("#threshold input[type=number]").fill(f"{threshold:.2f}")
     page.locator("#threshold input[type=number]").press("Enter")
     page.locator("#detect-button").click()
 
     annotated = page.locator("#annotated img").first
     annotated.wait_for()
-    expect(page.locator("#results-table")).to_contain_text("siren")
+    table = page.locator("#results-table")
+    expect(table).to_contain_text("siren")
+    expect(table).to_contain_text(str(round(float(shown.scores[0]), 3)))
     assert annotated.evaluate("img => img.naturalWidth") == 320
-    expect(page.locator("#json-file")).to_contain_text("detections.json")
+    text = table.inner_text()
+    assert all(str(round(float(score), 3)) in text for score in shown.scores[:3]), (text[:400], shown.scores[:5])
+    link = page.locator("#json-file a").first
+    expect(link).to_have_attribute("href", re.compile(r"detections\.json$"))
     page.screenshot(path=str(ARTIFACTS / "demo_result.png"), full_page=True)
 
     # a sound that cannot be decoded: an error message, then the page still works
