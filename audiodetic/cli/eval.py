@@ -89,6 +89,13 @@ def _print_summary(scores: Any, label: str) -> None:
         print(f"{label} {iou_type}: {shown}")
 
 
+def _print_unmerged(args: argparse.Namespace, env: Any) -> None:
+    if args.shard is None and env is not None:
+        print(f"rank {env.rank} finished its shard; rank 0 merges into {args.output}")
+    else:
+        print(f"shard finished; when all shards are done run: audiodetic eval merge --output {args.output}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the ``eval coco|lvis`` command; returns the exit code."""
     from audiodetic.eval import components
@@ -148,7 +155,7 @@ def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
         scores = evaluate(detector, dataset, {"main": Variant(vocabulary, dataset.category_ids)}, args.output,
                           described=described, **common)
         if scores is None:
-            print(f"shard finished; when all shards are done run: audiodetic eval merge --output {args.output}")
+            _print_unmerged(args, env)
             return 0
         _print_summary(scores["main"], args.kind)
         print(f"reports in {args.output / 'main'}")
@@ -173,7 +180,7 @@ def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
                                     map_name=str(args.audio_map), encoder_id=encoder_id, described=described,
                                     **common)
     if summaries is None:
-        print(f"shard finished; when all shards are done run: audiodetic eval merge --output {args.output}")
+        _print_unmerged(args, env)
         return 0
     for iou_type, summary in summaries.items():
         print(f"{iou_type}: text AP {100 * summary['text_AP']:.1f}")

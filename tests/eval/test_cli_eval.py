@@ -79,3 +79,27 @@ def test_vocabulary_rows_must_match_the_categories(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'builtin' or a .npy/.npz"):
         matrix_vocabulary(tmp_path / "v.txt", ["a"])
     assert matrix_vocabulary(path, ["a", "b", "c"]).names == ("a", "b", "c")
+
+
+def test_torchrun_processes_split_the_images_and_rank_zero_reports(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
+
+    annotations, images = make_dataset(tmp_path / "data", "lvis", num_images=4, seed=2)
+    checkpoint = make_detic_checkpoint(tmp_path / "tiny.pth", "tiny", seed=0)
+    np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(4, 512)).astype(np.float32))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "audiodetic", "eval",
+               "lvis", "--annotations", str(annotations), "--images", str(images), "--detector", str(checkpoint),
+               "--vocabulary", str(tmp_path / "v.npy"), "--no-progress", "--no-plots", "--score-threshold", "0",
+               "--max-detections", "5", "--input-size", "128,160", "--output", str(tmp_path / "out")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rank 1 finished its shard" in done.stdout and "reports in" in done.stdout
+    lines = {n: (tmp_path / f"out/predictions/main/shard-00{n}-of-002.jsonl").read_text().splitlines() for n in (0, 1)}
+    assert [len(v) for v in lines.values()] == [2, 2]
+    results = json.loads((tmp_path / "out/main/results.json").read_text())
+    assert sorted({r["image_id"] for r in results}) == [10, 13, 16, 19]
