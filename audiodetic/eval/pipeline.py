@@ -97,8 +97,8 @@ def evaluate(detector: Any, dataset: EvalDataset, variants: Mapping[str, Variant
     (after waiting for the other ranks' ``.done`` markers). Otherwise returns ``None``; run
     ``audiodetic eval merge`` once all shards have finished."""
     info = run_info(dataset, variants, settings, **dict(described or {}))
-    prepare_output(output_dir, info, overwrite=overwrite and (env is None or env.is_main))
     mine = effective_shard(shard, env)
+    prepare_output(output_dir, info, overwrite=overwrite, shard=mine)
     image_ids = select_image_ids(dataset, settings.max_images)
     counts = run_predictions(detector, dataset, variants, output_dir, image_ids=image_ids, shard=mine,
                              score_threshold=settings.score_threshold, max_detections=settings.max_detections,

@@ -60,8 +60,14 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
-def prepare_output(output_dir: Path, run_info: Mapping[str, Any], *, overwrite: bool = False) -> None:
-    """Create ``output_dir`` and write ``run.json``; refuse to resume into a folder that holds a different run."""
+def prepare_output(output_dir: Path, run_info: Mapping[str, Any], *, overwrite: bool = False,
+                   shard: Shard | None = None) -> None:
+    """Create ``output_dir`` and write ``run.json``; refuse to resume into a folder that holds a different run.
+
+    With ``overwrite`` each process deletes only its own ``shard``'s prediction files (processes of one run start
+    at different times and must not delete each other's work); shard 0 also deletes files of other shard counts.
+    """
+    shard = shard or Shard()
     output_dir.mkdir(parents=True, exist_ok=True)
     path = output_dir / "run.json"
     info = json.loads(json.dumps(run_info))  # normalise tuples, keys
@@ -73,8 +79,9 @@ def prepare_output(output_dir: Path, run_info: Mapping[str, Any], *, overwrite: 
                              "or --overwrite to start over")
         return
     if overwrite and (output_dir / "predictions").exists():
-        for file in (output_dir / "predictions").rglob("*"):
-            if file.is_file():
+        for file in (output_dir / "predictions").glob("*/shard-*"):
+            same_count = file.name.split(".")[0].endswith(f"-of-{shard.name.split('-of-')[1]}")
+            if file.name.split(".")[0] == shard.name or (shard.index == 0 and not same_count):
                 file.unlink()
     _write_json_atomic(path, info)
 

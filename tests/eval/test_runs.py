@@ -158,3 +158,15 @@ def test_shard_parsing_and_torchrun_environment() -> None:
         distributed_env({"RANK": "x", "WORLD_SIZE": "2"})
     with pytest.raises(ValueError):
         RunSettings(score_threshold=1.5)
+
+
+def test_overwrite_deletes_only_this_processes_shard(tmp_path: Path) -> None:
+    folder = tmp_path / "predictions" / "main"
+    folder.mkdir(parents=True)
+    names = ["shard-000-of-002.jsonl", "shard-000-of-002.done", "shard-001-of-002.jsonl", "shard-003-of-004.done"]
+    for name in names:
+        (folder / name).write_text("{}\n")
+    prepare_output(tmp_path, {"kind": "coco"}, overwrite=True, shard=Shard(1, 2))
+    assert sorted(p.name for p in folder.iterdir()) == sorted(set(names) - {"shard-001-of-002.jsonl"})
+    prepare_output(tmp_path, {"kind": "coco"}, overwrite=True, shard=Shard(0, 2))  # also stale shard counts
+    assert list(folder.iterdir()) == []
