@@ -4,8 +4,9 @@ Tables are CSV files with columns ``sound_class, category, notes``: one row per 
 category per sound class (a clip must not prompt two categories), empty ``category`` for sounds that left out
 (no visible object, or an ambiguous one; ``notes`` says why). Several sound classes may map to one category
 (ESC-50 ``rooster``, ``hen``, ``crow`` -> COCO ``bird``); that category's prompt then draws clips from all of them.
-Built-in tables live in ``audiodetic/eval/data/``: ``esc50`` and ``audioset`` (AudioSet display names), each for
-``coco`` and ``lvis``.
+Built-in tables live in ``audiodetic/eval/data/``: ``esc50`` (all 50 classes), ``audioset`` (AudioSet display
+names) and ``vggsound`` (VGGSound class names), each for ``coco`` and ``lvis``; the last two list only classes
+with a clear sounding object.
 
 Clips are listed by a metadata CSV with at least ``filename`` and ``category`` columns (the ESC-50 layout:
 ``<root>/audio/<filename>`` and ``<root>/meta/esc50.csv`` with ``filename, fold, target, category, esc10,
@@ -21,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
-BUILTIN_MAPS: tuple[str, ...] = ("esc50", "audioset")
+BUILTIN_MAPS: tuple[str, ...] = ("esc50", "audioset", "vggsound")
 
 
 def sound_key(name: str) -> str:
