@@ -11,6 +11,8 @@ from eval_fixtures import make_dataset
 from pycocotools import mask as mask_utils
 
 from audiodetic.eval.datasets import EvalDataset
+
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 from audiodetic.eval.pipeline import RunSettings, evaluate, merge_and_score
 from audiodetic.eval.runner import PredictionStore, Variant, prepare_output, read_predictions
 from audiodetic.eval.sharding import DistributedEnv, Shard, distributed_env, effective_shard
