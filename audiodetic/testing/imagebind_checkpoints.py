@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import zlib
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -125,10 +126,17 @@ def _random_tensor(key: str, shape: Sequence[int], generator: torch.Generator) -
 def imagebind_state_dict(
     size: str = "tiny", *, modalities: Iterable[str] = MODALITIES, seed: int = 0, dtype: torch.dtype = torch.float32
 ) -> dict[str, torch.Tensor]:
-    """Random tensors for every key of :func:`imagebind_layout` (deterministic for a ``seed``)."""
-    generator = torch.Generator().manual_seed(seed)
-    return {key: _random_tensor(key, shape, generator).to(dtype)
-            for key, shape in imagebind_layout(size, modalities).items()}
+    """Random tensors for every key of :func:`imagebind_layout`.
+
+    Each tensor depends only on ``seed`` and its key, so a one-modality file holds the same audio tower as the
+    six-modality file of the same seed.
+    """
+    generator = torch.Generator()
+    out = {}
+    for key, shape in imagebind_layout(size, modalities).items():
+        generator.manual_seed(seed * 1_000_003 + zlib.crc32(key.encode()))
+        out[key] = _random_tensor(key, shape, generator).to(dtype)
+    return out
 
 
 def write_imagebind_checkpoint(
