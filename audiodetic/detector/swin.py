@@ -20,13 +20,14 @@ the same softmax(q k^T * scale + bias + mask) v up to float rounding.
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 from threading import Lock
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["SwinBackbone", "relative_position_index", "shift_window_mask"]
+__all__ = ["SwinBackbone", "relative_position_index", "shift_window_mask", "window_layout"]
 
 MASK_VALUE = -100.0
 
@@ -69,11 +70,34 @@ def _partition(x: Tensor, window_size: int) -> Tensor:
     return x.permute(0, 1, 3, 2, 4, 5).reshape(b, (h // window_size) * (w // window_size), -1, c)
 
 
-def _reverse(windows: Tensor, window_size: int, height: int, width: int) -> Tensor:
-    """Inverse of :func:`_partition`: ``(B, nW, N, C)`` -> ``(B, height, width, C)``."""
-    b, _, _, c = windows.shape
-    x = windows.view(b, height // window_size, width // window_size, window_size, window_size, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(b, height, width, c)
+@dataclass(frozen=True)
+class WindowLayout:
+    """Token permutations of one block on an unpadded ``height x width`` map.
+
+    ``gather`` (``Hp * Wp`` int64) lists, window by window (row-major windows, row-major tokens), the flat
+    ``y * width + x`` source token of the zero-padded map rolled by ``-shift``; padding points at index
+    ``height * width`` (a zero row appended to the map). ``scatter`` (``height * width``) is its inverse: where each
+    map token sits in the window sequence. Gathering replaces pad + roll + partition, scattering replaces
+    reverse + roll back + crop: the same values, moved once.
+    """
+
+    gather: Tensor
+    scatter: Tensor
+    num_windows: int
+
+
+def window_layout(height: int, width: int, window_size: int, shift: int) -> WindowLayout:
+    ws = window_size
+    hp, wp = -(-height // ws) * ws, -(-width // ws) * ws
+    rows = (torch.arange(hp) + shift) % hp
+    cols = (torch.arange(wp) + shift) % wp
+    source = rows[:, None] * width + cols[None, :]
+    source[(rows >= height)[:, None] | (cols >= width)[None, :]] = height * width
+    gather = source.view(hp // ws, ws, wp // ws, ws).permute(0, 2, 1, 3).reshape(-1)
+    position = torch.empty(height * width + 1, dtype=torch.long)
+    valid = gather < height * width
+    position[gather[valid]] = torch.arange(hp * wp)[valid]
+    return WindowLayout(gather, position[: height * width].clone(), (hp // ws) * (wp // ws))
 
 
 class WindowAttention(nn.Module):
@@ -135,23 +159,13 @@ class SwinBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: Tensor, shift_mask: Tensor) -> Tensor:
-        _, h, w, _ = x.shape
-        ws = self.window_size
-        y = self.norm1(x)
-        pad_b, pad_r = (ws - h % ws) % ws, (ws - w % ws) % ws
-        if pad_b or pad_r:
-            y = F.pad(y, (0, 0, 0, pad_r, 0, pad_b))
-        hp, wp = h + pad_b, w + pad_r
-        if self.shift:
-            y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
-        y = self.attn(_partition(y, ws), shift_mask if self.shift else None)
-        y = _reverse(y, ws, hp, wp)
-        if self.shift:
-            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
-        if pad_b or pad_r:
-            y = y[:, :h, :w, :]
-        x = x + y
+    def forward(self, x: Tensor, layout: WindowLayout, shift_mask: Tensor | None) -> Tensor:
+        """``x``: ``(B, H, W, C)``; ``layout``: :func:`window_layout` of this block's shift; ``shift_mask`` for odd blocks."""
+        b, h, w, c = x.shape
+        y = F.pad(self.norm1(x).view(b, h * w, c), (0, 0, 0, 1))  # zero row = padding after LN1
+        windows = y.index_select(1, layout.gather).view(b, layout.num_windows, -1, c)
+        y = self.attn(windows, shift_mask if self.shift else None).view(b, -1, c)
+        x = x + y.index_select(1, layout.scatter).view(b, h, w, c)
         return x + self.mlp(self.norm2(x))
 
 
@@ -182,29 +196,35 @@ class SwinStage(nn.Module):
             SwinBlock(dim, num_heads, window_size, 0 if i % 2 == 0 else self.shift, mlp_ratio) for i in range(depth)
         )
         self.downsample = PatchMerging(dim) if downsample else None
-        self._masks: OrderedDict[tuple[int, int, str], Tensor] = OrderedDict()
-        self._masks_lock = Lock()
+        self._cache: OrderedDict[tuple[int, int, str], tuple[WindowLayout, WindowLayout, Tensor]] = OrderedDict()
+        self._cache_lock = Lock()
 
-    def shift_mask(self, height: int, width: int, device: torch.device) -> Tensor:
-        """Cached :func:`shift_window_mask` for an unpadded ``height x width`` map (last 8 sizes kept)."""
+    def windows_for(self, height: int, width: int, device: torch.device) -> tuple[WindowLayout, WindowLayout, Tensor]:
+        """Cached (plain layout, shifted layout, :func:`shift_window_mask`) for an unpadded map (last 8 sizes)."""
+        key = (height, width, str(device))
+        with self._cache_lock:
+            entry = self._cache.get(key)
+            if entry is not None:
+                self._cache.move_to_end(key)
+                return entry
         ws = self.window_size
+        plain, shifted = (window_layout(height, width, ws, shift) for shift in (0, self.shift))
         hp, wp = -(-height // ws) * ws, -(-width // ws) * ws
-        key = (hp, wp, str(device))
-        with self._masks_lock:
-            mask = self._masks.get(key)
-            if mask is None:
-                mask = shift_window_mask(hp, wp, ws, self.shift).to(device)
-                self._masks[key] = mask
-                while len(self._masks) > 8:
-                    self._masks.popitem(last=False)
-            else:
-                self._masks.move_to_end(key)
-        return mask
+        entry = (
+            WindowLayout(plain.gather.to(device), plain.scatter.to(device), plain.num_windows),
+            WindowLayout(shifted.gather.to(device), shifted.scatter.to(device), shifted.num_windows),
+            shift_window_mask(hp, wp, ws, self.shift).to(device),
+        )
+        with self._cache_lock:
+            self._cache[key] = entry
+            while len(self._cache) > 8:
+                self._cache.popitem(last=False)
+        return entry
 
     def forward(self, x: Tensor) -> Tensor:
-        mask = self.shift_mask(x.shape[1], x.shape[2], x.device)
+        plain, shifted, mask = self.windows_for(x.shape[1], x.shape[2], x.device)
         for block in self.blocks:
-            x = block(x, mask)
+            x = block(x, shifted if block.shift else plain, mask)
         return x
 
 

@@ -11,7 +11,9 @@ import torchvision
 
 from audiodetic.detector.fpn import FPN, upsample_to
 from audiodetic.detector.resnet import FrozenBatchNorm2d, ResNetBackbone
-from audiodetic.detector.swin import SwinBackbone, SwinBlock, relative_position_index, shift_window_mask
+from audiodetic.detector.swin import (
+    SwinBackbone, SwinBlock, relative_position_index, shift_window_mask, window_layout,
+)
 
 SIZES = [(64, 96), (67, 101), (33, 35), (20, 200), (7, 9)]
 
@@ -80,6 +82,21 @@ def test_resnet50_equals_torchvision_resnet50_in_eval_mode() -> None:
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
+def test_fold_frozen_bn_changes_outputs_by_rounding_only() -> None:
+    model = ResNetBackbone(layers=(1, 2, 1, 1), width=8)
+    _randomize(model, seed=5, std=0.3)
+    x = torch.randn(1, 3, 50, 70)
+    before = model(x)
+    model.fold_frozen_bn()
+    assert not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
+    assert not any("running_mean" in name for name in model.state_dict())
+    after = model(x)
+    model.fold_frozen_bn()  # idempotent
+    for a, b in zip(before, after):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+    torch.testing.assert_close(model(x)[2], after[2], rtol=0, atol=0)
+
+
 # ----------------------------------------------------------------------------------------------- Swin
 
 
@@ -114,6 +131,19 @@ def test_shift_window_mask_by_brute_force() -> None:
         for i in range(window * window):
             for j in range(window * window):
                 assert mask[index, i, j] == (0.0 if labels[i] == labels[j] else -100.0)
+
+
+def test_window_layout_is_pad_roll_partition() -> None:
+    h, w, ws, shift = 5, 9, 4, 2
+    x = torch.arange(1.0, h * w + 1).view(1, h, w, 1)
+    padded = F.pad(x, (0, 0, 0, 12 - w, 0, 8 - h))
+    rolled = torch.roll(padded, (-shift, -shift), (1, 2))
+    windows = rolled.view(1, 2, ws, 3, ws, 1).permute(0, 1, 3, 2, 4, 5).reshape(-1)
+    layout = window_layout(h, w, ws, shift)
+    flat = torch.cat([x.reshape(-1), torch.zeros(1)])
+    assert torch.equal(flat[layout.gather], windows)
+    assert torch.equal(windows[layout.scatter], x.reshape(-1))
+    assert layout.num_windows == 6
 
 
 def _naive_block(block: SwinBlock, x: torch.Tensor) -> torch.Tensor:
@@ -167,7 +197,8 @@ def test_swin_block_equals_naive_window_attention(shift: int, size: tuple[int, i
     x = torch.randn(2, *size, 8)
     hp, wp = math.ceil(size[0] / 5) * 5, math.ceil(size[1] / 5) * 5
     mask = shift_window_mask(hp, wp, 5, 2)
-    torch.testing.assert_close(block(x, mask), _naive_block(block, x), rtol=1e-5, atol=1e-5)
+    layout = window_layout(size[0], size[1], 5, shift)
+    torch.testing.assert_close(block(x, layout, mask), _naive_block(block, x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -188,7 +219,7 @@ def test_swin_batch_items_are_independent_and_masks_cached() -> None:
     single = model(x[1:])
     for a, b in zip(batched, single):
         torch.testing.assert_close(a[1:], b, rtol=1e-4, atol=1e-5)
-    assert len(model.layers[0]._masks) == 1
+    assert len(model.layers[0]._cache) == 1
 
 
 def test_swin_b_dimensions() -> None:
