@@ -116,11 +116,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.images is None or args.detector is None:
         raise ValueError("running a detector needs --images and --detector (or score a file with --predictions)")
-    input_size = None
+    input_size: tuple[int, int] | None = None
     if args.input_size:
-        input_size = components.parse_int_list(args.input_size, "--input-size")
-        if len(input_size) != 2:
+        sizes = components.parse_int_list(args.input_size, "--input-size")
+        if len(sizes) != 2:
             raise ValueError(f"--input-size must be MIN,MAX (two integers), got {args.input_size!r}")
+        input_size = (sizes[0], sizes[1])
     settings = RunSettings(score_threshold=args.score_threshold, max_detections=args.max_detections,
                            all_classes=not args.one_class_per_proposal, max_images=args.max_images,
                            input_size=input_size, with_masks=not args.no_masks)

@@ -160,7 +160,7 @@ class EvalDataset:
         except OSError as error:
             raise ValueError(f"cannot read image {path}: {error}") from None
         record = self.image_record(image_id)
-        expected = (int(record.get("height", array.shape[0])), int(record.get("width", array.shape[1])))
+        expected = (int(record.get("height") or array.shape[0]), int(record.get("width") or array.shape[1]))
         if array.shape[:2] != expected:
             raise ValueError(f"image {path} is {array.shape[1]}x{array.shape[0]} but the annotations say "
                              f"{expected[1]}x{expected[0]}")

@@ -84,12 +84,12 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], *, percent_columns: Sequen
 
 
 def _summary_markdown(scores: Mapping[str, IouTypeScores]) -> str:
-    rows = [{"iou": iou_type, **result.summary} for iou_type, result in scores.items()]
+    rows: list[dict[str, Any]] = []
+    for iou_type, result in scores.items():
+        # -1 = undefined (no ground truth in that group): shown as a dash
+        summary = {k: (float("nan") if v < 0 else v) for k, v in result.summary.items()}
+        rows.append({"iou": iou_type, **summary})
     keys = [k for k in rows[0] if k != "iou"] if rows else []
-    for row in rows:
-        for key in keys:
-            if isinstance(row[key], float) and row[key] < 0:
-                row[key] = float("nan")  # -1 = undefined (no ground truth in that group)
     return markdown_table(rows, percent_columns=keys)
 
 

@@ -105,9 +105,11 @@ class PredictionStore:
         self.finished[int(image_id)] = records
 
     def mark_done(self, image_ids: Sequence[int]) -> None:
+        """Write the shard's ``.done`` marker (the merge step and rank 0 wait for it)."""
         _write_json_atomic(self.done_path, {"images": len(image_ids)})
 
     def close(self) -> None:
+        """Close the file (appended lines are already on disk)."""
         self._handle.close()
 
 

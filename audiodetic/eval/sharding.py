@@ -65,6 +65,7 @@ class DistributedEnv:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the process that merges and reports."""
         return self.rank == 0
 
 
