@@ -70,8 +70,10 @@ def detect_architecture(state_dict: Mapping[str, Any]) -> str:
     if len(found) == 1:
         return found[0]
     keys = list(state_dict)
-    if not found and "backbone.fpn_lateral3.weight" in state_dict and "backbone.bottom_up.base.stem_0.weight" in state_dict:
+    if not found and "backbone.bottom_up.base.stem_0.weight" in state_dict:
         hint = " (this looks like a ConvNeXt backbone, which audiodetic does not implement)"
+    elif not found and "backbone.bottom_up.stem.conv1.weight" in state_dict:
+        hint = " (this looks like a detectron2 ResNet backbone (e.g. *_R50_1x configs), which audiodetic does not implement)"
     elif found:
         hint = " (it has both ResNet and Swin backbone tensors)"
     else:

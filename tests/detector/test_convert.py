@@ -81,8 +81,12 @@ def test_detect_architecture_from_recorded_key_lists(layout: str) -> None:
 
 
 def test_detect_architecture_rejects_other_layouts() -> None:
-    with pytest.raises(CheckpointError, match="cannot tell the Detic backbone.*resnet50, swin_b"):
-        convert.detect_architecture({"backbone.bottom_up.stem.conv1.weight": torch.zeros(1), "x": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="cannot tell the Detic backbone.*first: model.a, x.*resnet50, swin_b"):
+        convert.detect_architecture({"model.a": torch.zeros(1), "x": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="detectron2 ResNet"):
+        convert.detect_architecture({"backbone.bottom_up.stem.conv1.weight": torch.zeros(1)})
+    with pytest.raises(CheckpointError, match="ConvNeXt"):
+        convert.detect_architecture({"backbone.bottom_up.base.stem_0.weight": torch.zeros(1)})
     with pytest.raises(CheckpointError, match="both"):
         convert.detect_architecture({"backbone.bottom_up.base.conv1.weight": 0, "backbone.bottom_up.patch_embed.proj.weight": 0})
 
