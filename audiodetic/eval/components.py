@@ -18,9 +18,10 @@ def load_eval_detector(name_or_path: str, *, device: str) -> Any:
     return load_detector(name_or_path, device=device)
 
 
-def load_bridges(specs: Sequence[str]) -> dict[str, Any]:
+def load_bridges(specs: Sequence[str], *, audio_dim: int | None = None) -> dict[str, Any]:
     """``{name: bridge}`` from ``linear``/``retrieval`` (the default bridges, fitted once and cached by
-    ``audiodetic.bridge.default_bridge``) or saved bridge files (named by file stem)."""
+    ``audiodetic.bridge.default_bridge``) or saved bridge files (named by file stem). With ``audio_dim`` every
+    bridge's input width is checked against the audio encoder's output width."""
     import audiodetic.bridge as bridges_module
 
     bridges: dict[str, Any] = {}
@@ -36,6 +37,9 @@ def load_bridges(specs: Sequence[str]) -> dict[str, Any]:
             raise ValueError(f"--bridge must be one of {BRIDGE_KINDS} or a saved bridge .npz, got {spec!r}")
         if name in bridges:
             raise ValueError(f"two bridges are named {name!r}; rename one of the files")
+        if audio_dim is not None and int(bridge.src_dim) != int(audio_dim):
+            raise ValueError(f"bridge {spec!r} maps {bridge.src_dim}-d inputs but the audio encoder outputs "
+                             f"{audio_dim}-d")
         bridges[name] = bridge
     if not bridges:
         raise ValueError("the sound benchmark needs at least one --bridge")
@@ -43,13 +47,14 @@ def load_bridges(specs: Sequence[str]) -> dict[str, Any]:
 
 
 def audio_embedder(name_or_path: str | os.PathLike[str], *, device: str = "cpu",
-                   batch_size: int = 8) -> tuple[Callable[[Sequence[Path]], np.ndarray], str]:
-    """``(embed, encoder_id)``: ImageBind's audio tower as ``embed(paths) -> (n, 1024)`` float32, and the
-    tower's content fingerprint (keys the clip-embedding cache)."""
+                   batch_size: int = 8) -> tuple[Callable[[Sequence[Path]], np.ndarray], str, int]:
+    """``(embed, encoder_id, dim)``: ImageBind's audio tower as ``embed(paths) -> (n, dim)`` float32 (1024-d for
+    ``imagebind_huge``), the tower's content fingerprint (keys the clip-embedding cache) and its output width."""
     from audiodetic.audio.imagebind import ImageBindAudioEncoder
 
     encoder = ImageBindAudioEncoder.from_checkpoint(name_or_path).to(device)
-    return encoder_embedder(encoder, batch_size=batch_size), f"imagebind-audio-{encoder.fingerprint}"
+    embed = encoder_embedder(encoder, batch_size=batch_size)
+    return embed, f"imagebind-audio-{encoder.fingerprint}", int(encoder.embed_dim)
 
 
 def encoder_embedder(encoder: Any, *, batch_size: int = 8) -> Callable[[Sequence[Path]], np.ndarray]:

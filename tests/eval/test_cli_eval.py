@@ -103,3 +103,37 @@ def test_torchrun_processes_split_the_images_and_rank_zero_reports(tmp_path: Pat
     assert [len(v) for v in lines.values()] == [2, 2]
     results = json.loads((tmp_path / "out/main/results.json").read_text())
     assert sorted({r["image_id"] for r in results}) == [10, 13, 16, 19]
+
+
+def test_sound_benchmark_through_the_command_line(tmp_path: Path, capsys) -> None:
+    import torch
+    from eval_fixtures import make_esc50, write_map
+
+    from audiodetic.bridge import LinearBridge
+    from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
+    from audiodetic.testing.imagebind_checkpoints import write_imagebind_checkpoint
+    from audiodetic.text import ClipTextEncoder
+
+    annotations, images = make_dataset(tmp_path / "data", "coco", num_images=2, seed=4)
+    make_esc50(tmp_path / "esc50", ["dog", "car_horn", "toilet_flush", "church_bells"], clips_per_class=2)
+    sound_map = write_map(tmp_path / "map.csv", [("dog", "dog"), ("car_horn", "car"), ("church_bells", "bell")])
+    audio = write_imagebind_checkpoint(tmp_path / "imagebind.pth", "tiny", modalities=("audio",), seed=0)
+    clip = tmp_path / "clip.pt"
+    torch.save(ClipTextEncoder.tiny(seed=0).model.state_dict(), clip)
+    from audiodetic.audio.imagebind import ImageBindAudioEncoder
+
+    width = ImageBindAudioEncoder.from_checkpoint(audio).embed_dim
+    bridge = LinearBridge.random(width, 512, seed=0).save(tmp_path / "lin.npz")
+    command = ["eval", "coco", "--annotations", str(annotations), "--images", str(images), "--detector",
+               str(make_detic_checkpoint(tmp_path / "tiny.pth", "tiny", seed=0)), "--audio-map", str(sound_map),
+               "--audio-root", str(tmp_path / "esc50"), "--shots", "1,2", "--seeds", "3", "--bridge", str(bridge),
+               "--audio-encoder", str(audio), "--text-encoder", str(clip), "--device", "cpu", "--no-progress",
+               "--no-plots", "--score-threshold", "0", "--max-detections", "4", "--input-size", "128,160",
+               "--output", str(tmp_path / "out")]
+    assert main(command) == 0, capsys.readouterr().err
+    assert "benchmark report" in capsys.readouterr().out
+    report = json.loads((tmp_path / "out/benchmark.json").read_text())
+    assert report["bridges"] == ["lin"] and report["shots"] == [1, 2] and report["seeds"] == [3]
+    assert [row["category"] for row in report["results"]["bbox"]["per_category"]] == ["dog", "car", "bell"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir()) == \
+        ["audio-lin-k1-s3", "audio-lin-k2-s3", "predictions", "text"]
