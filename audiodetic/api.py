@@ -326,6 +326,11 @@ def _deferred_bridge(bridge: Any, model: AudiodeticModel, audio_weights: Any, te
 
     def build() -> Any:
         from audiodetic import bridge as bridge_lib
+
+        if bridge not in ("linear", "retrieval"):  # a saved bridge file
+            if not os.path.isfile(bridge):
+                raise FileNotFoundError(f"bridge: expected 'linear', 'retrieval' or a saved bridge file, got {bridge!r}")
+            return bridge_lib.load_bridge(bridge)
         from audiodetic.audio.imagebind import ImageBindTextEncoder
 
         clip_text = None

@@ -6,6 +6,7 @@ Not a test module (no ``test_`` prefix); imported by ``tests/test_api*.py``, ``t
 
 from __future__ import annotations
 
+import functools
 import wave
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,12 @@ def tiny_model(seed: int = 0, *, detector: Any = None) -> Any:
         text_encoder=Deferred(lambda: ClipTextEncoder.tiny(seed=seed), "tiny CLIP text encoder"),
         name="tiny-random",
     )
+
+
+@functools.lru_cache(maxsize=None)
+def shared_tiny_model(seed: int = 0) -> Any:
+    """One :func:`tiny_model` per seed for the whole test process (tests must not change it permanently)."""
+    return tiny_model(seed)
 
 
 def audio_output_dim(encoder: Any) -> int:

@@ -11,12 +11,12 @@ import pytest
 from audiodetic import app
 from audiodetic.demo_media import EXAMPLE_FILES, write_example_media
 from audiodetic.structures import Detections
-from surfaces_fixtures import EncodeCounter, scene, tiny_model, write_tone
+from surfaces_fixtures import EncodeCounter, scene, shared_tiny_model, write_tone
 
 
 @pytest.fixture(scope="module")
 def model():
-    return tiny_model(0)
+    return shared_tiny_model(0)
 
 
 @pytest.fixture()
@@ -33,8 +33,7 @@ def test_image_encoded_once_while_prompts_and_threshold_change(model, sounds) ->
         outputs = []
         for files, names, texts, threshold in [
             (sounds, None, "", 0.3),
-            (sounds, [["siren.wav", "alarm"], ["engine.wav", "motor"]], "", 0.3),
-            (sounds[:1], None, "a car", 0.5),
+            (sounds[:1], [["siren.wav", "alarm"]], "a car", 0.5),
             (sounds, None, "", 0.9),
         ]:
             annotated, rows, json_path, session, dets = backend.run(image, files, names, None, None, texts,
@@ -49,9 +48,8 @@ def test_image_encoded_once_while_prompts_and_threshold_change(model, sounds) ->
     assert annotated.size == (image.shape[1], image.shape[0])
     assert dets.names == ("siren", "engine") and len(rows) == len(dets) > 0
     assert rows[0][0] in dets.names and rows[0][1] == pytest.approx(float(dets.scores.max()), abs=1e-3)
-    assert outputs[1][3].names == ("alarm", "motor")
-    assert outputs[2][3].names == ("siren", "a car")
-    assert all(row[1] > 0.9 for row in outputs[3][1])
+    assert outputs[1][3].names == ("alarm", "a car")
+    assert all(row[1] > 0.9 for row in outputs[2][1])
     saved = json.loads(open(json_path).read())
     assert isinstance(saved, list) and saved[0]["width"] == image.shape[1]
     back = Detections.from_json_dict(saved[0])

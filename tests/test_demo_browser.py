@@ -17,7 +17,7 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from surfaces_fixtures import scene, tiny_model, write_tone  # noqa: E402
+from surfaces_fixtures import scene, shared_tiny_model, write_tone  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -34,16 +34,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server():
     pytest.importorskip("gradio")
     from audiodetic.app import build_demo
 
-    from audiodetic.detector.convert import load_detector
-    from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
-
-    folder = tmp_path_factory.mktemp("checkpoint")
-    detector = load_detector(make_detic_checkpoint(folder / "tiny_official_layout.pth", "tiny", seed=0)).eval()
-    model = tiny_model(0, detector=detector)
+    model = shared_tiny_model(0)
     demo = build_demo(model, examples=True)
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
