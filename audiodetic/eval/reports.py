@@ -163,7 +163,8 @@ def plot_pr_curves(result: IouTypeScores, path: Path, *, title: str, max_categor
 
 def write_report(folder: Path, scores: Mapping[str, IouTypeScores], *, title: str,
                  extra: Mapping[str, Any] | None = None, plots: bool = True) -> dict[str, Path]:
-    """Write ``metrics.json``, ``per_category_ap.csv``, ``per_category_ap.md`` (summary + table) and, with
+    """Write ``metrics.json``, ``per_category_ap.csv``, ``per_category_ap.md`` (summary + table), ``summary.txt``
+    (the evaluator's own printout) and, with
     ``plots``, ``ap_per_category_<iou>.png`` and ``pr_curves_<iou>.png`` into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
@@ -176,6 +177,9 @@ def write_report(folder: Path, scores: Mapping[str, IouTypeScores], *, title: st
     markdown += markdown_table(rows, percent_columns=percent)
     written["markdown"] = folder / "per_category_ap.md"
     written["markdown"].write_text(markdown, encoding="utf-8")
+    written["summary"] = folder / "summary.txt"
+    written["summary"].write_text("".join(f"== {iou_type} ==\n{result.text.strip()}\n"
+                                          for iou_type, result in scores.items()), encoding="utf-8")
     if plots:
         for iou_type, result in scores.items():
             written[f"ap_{iou_type}"] = plot_per_category_ap(

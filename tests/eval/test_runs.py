@@ -65,6 +65,7 @@ def test_ground_truth_run_scores_one_and_writes_reports(dataset: EvalDataset, tm
     metrics = json.loads((out / "text" / "metrics.json").read_text())
     assert metrics["bbox"]["summary"]["AP"] == pytest.approx(1.0)
     assert "| dog |" in (out / "text" / "per_category_ap.md").read_text()
+    assert "Average Precision" in (out / "text" / "summary.txt").read_text()
     assert (out / "text" / "ap_per_category_bbox.png").read_bytes()[:4] == b"\x89PNG"
 
 
