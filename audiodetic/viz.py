@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from audiodetic.structures import Detections
 
@@ -33,7 +33,8 @@ def to_pil_rgb(image: Any, *, argument: str = "image") -> Image.Image:
     """Return ``image`` as an RGB ``PIL.Image`` (a new object; the input is never modified).
 
     Args:
-        image: a path (``str``/``os.PathLike``), a ``PIL.Image`` (any mode), or an ``(H, W, 3)`` ``uint8`` RGB array
+        image: a path (``str``/``os.PathLike``; EXIF orientation applied), a ``PIL.Image`` (any mode), or an
+            ``(H, W, 3)`` ``uint8`` RGB array
             (``(H, W)`` grayscale and ``(H, W, 4)`` RGBA ``uint8`` arrays are accepted too).
         argument: the parameter name used in error messages.
     """
@@ -43,8 +44,7 @@ def to_pil_rgb(image: Any, *, argument: str = "image") -> Image.Image:
             raise FileNotFoundError(f"{argument}: image file not found: {path}")
         try:
             with Image.open(path) as opened:
-                opened.load()
-                return opened.convert("RGB")
+                return ImageOps.exif_transpose(opened).convert("RGB")  # camera orientation, as detectron2 reads
         except (OSError, Image.DecompressionBombError) as error:
             raise ValueError(f"{argument}: cannot read {path} as an image ({error})") from None
     if isinstance(image, Image.Image):

@@ -135,3 +135,40 @@ def test_argument_helpers(tmp_path) -> None:
     assert found == [tmp_path / "a.jpg", tmp_path / "b.png"]
     assert drawing_paths([tmp_path / "x" / "a.png", tmp_path / "y" / "a.jpg"], tmp_path) == [
         tmp_path / "a.png", tmp_path / "a-2.png"]
+
+
+def test_load_from_files_matches_the_command(files, capsys) -> None:
+    import audiodetic
+
+    model = audiodetic.load({"detector": files["detector"], "audio": files["imagebind"], "text": files["clip"],
+                             "bridge": str(files["bridge"])})
+    image = files["photos"] / "shot0.png"
+    siren = files["sounds"] / "siren.wav"
+    result = model.detect(image, siren, text="car", score_threshold=0.3)
+    assert result.names == ("siren", "car")
+    assert main(["detect", str(image), *_common(files), "--audio", f"siren={siren}", "--text", "car",
+                 "--score-threshold", "0.3", "--output", "-"]) == 0
+    from_cli = json.loads(capsys.readouterr().out)[0]
+    assert from_cli == result.to_json_dict(image=str(image))
+
+
+def test_demo_command_loads_explicit_files(files, monkeypatch) -> None:
+    pytest.importorskip("gradio")
+    from audiodetic import app
+
+    launched = {}
+
+    class FakeDemo:
+        def launch(self, **kwargs):
+            launched.update(kwargs)
+
+    def fake_build(model, **kwargs):
+        launched["model"] = model
+        return FakeDemo()
+
+    monkeypatch.setattr(app, "build_demo", fake_build)
+    assert main(["demo", "--detector", str(files["detector"]), "--audio-weights", str(files["imagebind"]),
+                 "--bridge", str(files["bridge"]), "--host", "127.0.0.1", "--port", "7999"]) == 0
+    assert launched["server_name"] == "127.0.0.1" and launched["server_port"] == 7999
+    model = launched["model"]
+    assert model.name == str(files["detector"]) and model.audio_encoder().embed_dim > 0

@@ -136,3 +136,11 @@ def test_public_export() -> None:
     import audiodetic
 
     assert audiodetic.draw is draw
+
+
+def test_paths_follow_exif_orientation(tmp_path) -> None:
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.new("RGB", (40, 20), (200, 10, 10)).save(path, exif=exif)
+    assert to_pil_rgb(path).size == (20, 40)
