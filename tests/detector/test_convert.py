@@ -137,7 +137,8 @@ def test_bare_state_dict_file_and_training_entries(tmp_path: Path, tiny_state: d
     torch.save(tiny_state, bare)
     assert convert.load_detector(bare).checkpoint_info["num_classes"] == 20
     wrapped = tmp_path / "wrapped.pth"
-    torch.save({"model": tiny_state, "iteration": 5, "optimizer": {"state": {}, "param_groups": []}}, wrapped)
+    optimizer = {"state": {0: {"momentum_buffer": torch.zeros(3)}}, "param_groups": [{"lr": 0.1, "params": [0]}]}
+    torch.save({"model": tiny_state, "iteration": 5, "optimizer": optimizer, "scheduler": {"last_epoch": 5}}, wrapped)
     assert convert.load_detector(wrapped).config == DetectorConfig.tiny()
 
 
