@@ -1,0 +1,98 @@
+"""``audiodetic embed audio|text``: raw encoder embeddings written as a ``.npy`` matrix.
+
+* ``embed audio FILE... --weights PATH_OR_NAME --output OUT.npy`` - ImageBind audio embeddings ``(A, 1024)``
+  float32 in file order, raw as upstream (per-clip norm 20, mean of the three clips). ``--encoder wav2clip``
+  writes Wav2CLIP's ``(A, 512)`` instead.
+* ``embed text PHRASE... --encoder imagebind|clip [--weights PATH_OR_NAME] --output OUT.npy`` - raw text-tower
+  outputs: ImageBind ``(T, 1024)`` of the phrases as given; CLIP ViT-B/32 ``(T, 512)`` of Detic's prompt
+  ``"a " + phrase`` (``--template "{}"`` embeds the phrases verbatim).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+DEFAULT_WEIGHTS = {"imagebind": "imagebind_huge", "clip": "clip-vit-b32", "wav2clip": "wav2clip"}
+
+
+def register(subparsers: Any) -> None:
+    """Add ``embed`` with its ``audio`` and ``text`` subcommands."""
+    parser = subparsers.add_parser("embed", help="write raw audio or text embeddings to a .npy file",
+                                   description="Encode audio files or text phrases and save the raw embeddings.")
+    kinds = parser.add_subparsers(dest="kind", metavar="audio|text")
+    kinds.required = True
+
+    audio = kinds.add_parser("audio", help="embed audio files (ImageBind by default)")
+    audio.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files (WAV, FLAC, OGG, MP3, ...)")
+    audio.add_argument("--encoder", choices=("imagebind", "wav2clip"), default="imagebind")
+    audio.add_argument("--weights", default=None, metavar="PATH_OR_NAME",
+                       help="checkpoint path or model name (default: imagebind_huge / wav2clip)")
+    audio.add_argument("--downmix", action="store_true", help="average all channels (default: first channel, "
+                       "as upstream ImageBind)")
+    audio.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.npy")
+
+    text = kinds.add_parser("text", help="embed text phrases (ImageBind or CLIP ViT-B/32 text tower)")
+    text.add_argument("phrases", nargs="+", metavar="PHRASE")
+    text.add_argument("--encoder", choices=("imagebind", "clip"), required=True)
+    text.add_argument("--weights", default=None, metavar="PATH_OR_NAME",
+                      help="checkpoint path or model name (default: imagebind_huge / clip-vit-b32)")
+    text.add_argument("--template", default=None,
+                      help="CLIP prompt template with {} for the phrase (default: Detic's 'a {}')")
+    text.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.npy")
+    parser.set_defaults(func=run)
+
+
+def _check_output(path: Path) -> Path:
+    if path.suffix != ".npy":
+        raise ValueError(f"--output must be a .npy file, got {str(path)!r}")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"output folder does not exist: {path.parent}")
+    return path
+
+
+def _save(path: Path, matrix: Any) -> None:
+    import os
+
+    import numpy as np
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
+    np.save(tmp, np.asarray(matrix, np.float32))
+    os.replace(tmp, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Encode and write ``--output``; prints the matrix shape and path on stdout."""
+    output = _check_output(args.output)
+    weights = args.weights or DEFAULT_WEIGHTS[args.encoder]
+    if args.kind == "audio":
+        for path in args.files:
+            if not path.is_file():
+                raise FileNotFoundError(f"audio file not found: {path}")
+        if args.encoder == "wav2clip":
+            from audiodetic.audio.wav2clip import Wav2ClipEncoder
+
+            encoder: Any = Wav2ClipEncoder.from_checkpoint(weights)
+            matrix = encoder.encode_sources([str(p) for p in args.files], downmix=args.downmix)
+        else:
+            from audiodetic.audio.imagebind import ImageBindAudioEncoder
+
+            encoder = ImageBindAudioEncoder.from_checkpoint(weights)
+            matrix = encoder.encode_sources([str(p) for p in args.files], downmix=args.downmix)
+    else:
+        if args.encoder == "clip":
+            from audiodetic.text import DETIC_TEMPLATE, ClipTextEncoder
+
+            encoder = ClipTextEncoder.from_checkpoint(weights, template=args.template or DETIC_TEMPLATE)
+        else:
+            if args.template is not None:
+                raise ValueError("--template applies to --encoder clip only")
+            from audiodetic.audio.imagebind import ImageBindTextEncoder
+
+            encoder = ImageBindTextEncoder.from_checkpoint(weights)
+        matrix = encoder.encode(list(args.phrases))
+    matrix = matrix.detach().float().cpu().numpy() if hasattr(matrix, "detach") else matrix
+    _save(output, matrix)
+    print(f"{tuple(matrix.shape)} -> {output}")
+    return 0
