@@ -150,13 +150,14 @@ class EvalDataset:
         raise FileNotFoundError(f"image {image_id} not found; looked for {[str(c) for c in candidates]}")
 
     def load_image(self, image_id: int) -> np.ndarray:
-        """The image as an ``(H, W, 3)`` uint8 RGB array (EXIF orientation ignored, as COCO annotations are)."""
-        from PIL import Image
+        """The image as an ``(H, W, 3)`` uint8 RGB array, EXIF orientation applied (as detectron2 reads images for
+        evaluation); its size must match the annotation record."""
+        from PIL import Image, ImageOps
 
         path = self.image_path(image_id)
         try:
             with Image.open(path) as image:
-                array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+                array = np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8)
         except OSError as error:
             raise ValueError(f"cannot read image {path}: {error}") from None
         record = self.image_record(image_id)

@@ -104,3 +104,20 @@ def test_lvis_file_checked_for_federated_fields(tmp_path) -> None:
     data = json.loads(annotations.read_text())
     with pytest.raises(ValueError, match="kind must be one of"):
         EvalDataset("voc", data)
+
+
+def test_images_are_found_and_checked(tmp_path) -> None:
+    annotations, images = make_dataset(tmp_path, "lvis", num_images=2)
+    dataset = EvalDataset.load("lvis", annotations, images)
+    first = dataset.image_ids[0]
+    assert dataset.image_path(first).parent.name == "val2017"  # resolved from coco_url
+    assert dataset.load_image(first).shape == (64, 72, 3)
+    data = json.loads(annotations.read_text())
+    data["images"][0]["height"] = 65
+    with pytest.raises(ValueError, match="annotations say 72x65"):
+        EvalDataset("lvis", data, None, images).load_image(first)
+    data["images"][0]["coco_url"] = "http://x/val2017/missing.jpg"
+    with pytest.raises(FileNotFoundError, match="missing.jpg"):
+        EvalDataset("lvis", data, None, images).load_image(first)
+    with pytest.raises(FileNotFoundError, match="image folder not found"):
+        EvalDataset.load("lvis", annotations, tmp_path / "nowhere")
