@@ -2,7 +2,9 @@
 
 Results are COCO results-format records: ``{"image_id", "category_id", "bbox": [x, y, w, h] (pixels),
 "score", "segmentation": RLE (optional)}``. Box AP is always scored; mask AP when every record has a
-``segmentation``. LVIS keeps the 300 highest-scoring detections per image (the official protocol).
+``segmentation``; mask AP ignores the records' boxes, so object sizes come from the masks (as in detectron2's
+evaluators, whose numbers Detic publishes). LVIS keeps the 300 highest-scoring detections per image (the official
+protocol).
 """
 
 from __future__ import annotations
@@ -250,10 +252,15 @@ def score_results(dataset: EvalDataset, results: Sequence[dict[str, Any]], *,
     if dataset.kind == "lvis":
         lvis_gt = _load_lvis_ground_truth(dataset)
     for iou_type in requested:
+        records = results
+        if iou_type == "segm":
+            # As detectron2's evaluators do: without "bbox" the evaluators take a detection's area (small/medium/
+            # large) from its mask instead of its box.
+            records = [{k: v for k, v in record.items() if k != "bbox"} for record in results]
         if dataset.kind == "coco":
-            scores[iou_type] = _score_coco(dataset, results, iou_type, image_ids, category_ids)
+            scores[iou_type] = _score_coco(dataset, records, iou_type, image_ids, category_ids)
         else:
-            scores[iou_type] = _score_lvis(dataset, results, iou_type, image_ids, category_ids, lvis_gt)
+            scores[iou_type] = _score_lvis(dataset, records, iou_type, image_ids, category_ids, lvis_gt)
     return scores
 
 

@@ -138,3 +138,18 @@ def write_map(path: Path, rows: list[tuple[str, str]]) -> Path:
     lines = ["sound_class,category,notes"] + [f"{sound},{category}," for sound, category in rows]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def shifted_mask_results(annotations: Path, shift: int, *, seed: int = 2) -> list[dict[str, Any]]:
+    """Each ground-truth mask moved down by ``shift`` pixels, random scores; ``bbox`` is deliberately the original
+    box scaled by 3 (mask AP must not use it)."""
+    rng = np.random.default_rng(seed)
+    data = json.loads(annotations.read_text())
+    results = []
+    for a in data["annotations"]:
+        rle = {"size": a["segmentation"]["size"], "counts": a["segmentation"]["counts"].encode()}
+        mask = np.roll(mask_utils.decode(rle), shift, axis=0)
+        x, y, w, h = a["bbox"]
+        results.append({"image_id": a["image_id"], "category_id": a["category_id"], "bbox": [x, y, 3 * w, 3 * h],
+                        "score": float(rng.uniform(0.2, 1.0)), "segmentation": _rle(mask.astype(bool))})
+    return results

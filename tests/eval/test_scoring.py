@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from eval_fixtures import make_dataset, perfect_results, shifted_results
+from eval_fixtures import make_dataset, perfect_results, shifted_mask_results, shifted_results
 
 from audiodetic.eval.datasets import EvalDataset
 from audiodetic.eval.scoring import score_results
@@ -121,3 +121,33 @@ def test_images_are_found_and_checked(tmp_path) -> None:
         EvalDataset("lvis", data, None, images).load_image(first)
     with pytest.raises(FileNotFoundError, match="image folder not found"):
         EvalDataset.load("lvis", annotations, tmp_path / "nowhere")
+
+
+def test_mask_ap_matches_the_evaluators_run_on_masks_alone(tmp_path) -> None:
+    """Mask AP equals pycocotools / lvis-api on the same records without "bbox" (detectron2's convention)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from audiodetic.eval.lvis_compat import import_lvis, numpy_float_alias
+
+    for kind in ("coco", "lvis"):
+        annotations, images = make_dataset(tmp_path / kind, kind, num_images=8, seed=6)
+        results = shifted_mask_results(annotations, 2)
+        masks_only = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
+        if kind == "coco":
+            with contextlib.redirect_stdout(io.StringIO()):
+                ground_truth = COCO(str(annotations))
+                evaluator = COCOeval(ground_truth, ground_truth.loadRes(masks_only), "segm")
+                evaluator.evaluate()
+                evaluator.accumulate()
+                evaluator.summarize()
+            expected = list(evaluator.stats)
+        else:
+            LVIS, LVISResults, LVISEval = import_lvis()
+            with numpy_float_alias():
+                evaluator = LVISEval(LVIS(str(annotations)), LVISResults(LVIS(str(annotations)), masks_only), "segm")
+                evaluator.run()
+            expected = list(evaluator.get_results().values())
+        ours = score_results(EvalDataset.load(kind, annotations, images), results)["segm"].summary
+        assert 0.05 < ours["AP"] < 0.95
+        np.testing.assert_allclose(list(ours.values()), expected, atol=1e-12)
