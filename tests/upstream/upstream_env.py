@@ -59,7 +59,11 @@ def random_checkpoint(layout: str, *, seed: int = 0) -> Path:
 def upstream_missing_reason() -> str | None:
     """Why upstream cannot be used here (``None`` when it can)."""
     for name in ("detectron2", "centernet", "detic"):
-        if importlib.util.find_spec(name) is None:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
             return f"upstream {name!r} not installed (run tests/upstream/install_upstream.sh)"
     return None
 
