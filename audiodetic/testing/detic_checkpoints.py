@@ -88,40 +88,38 @@ def _fan_in(name: str, shape: tuple[int, ...]) -> int:
     return math.prod(shape[1:])
 
 
+# Weight std = gain / sqrt(fan_in); the first matching name fragment sets the gain (default 1).
+_GAINS = (
+    ("attn.proj", 0.5), ("mlp.fc2", 0.5),  # Swin residual branches: keep the stream's growth slow
+    (".bbox_pred.2.weight", 0.5),  # cascade deltas of a few percent
+    ("mask_head.predictor.weight", 3.0),  # mask logits of a few units
+    ("centernet.bbox_pred.weight", 0.7),
+    ("conv1.", math.sqrt(2.0)), ("conv2.", math.sqrt(2.0)), ("box_head", math.sqrt(2.0)),  # ReLU follows
+    ("bbox_pred.0", math.sqrt(2.0)), ("mask_fcn", math.sqrt(2.0)), ("deconv", math.sqrt(2.0)),
+)
+
+
 def _value(name: str, shape: tuple[int, ...], gen: torch.Generator, frozen_bn: bool) -> Tensor:
     """The random value of one of *our* parameters (float32), by name pattern (``frozen_bn``: a FrozenBN buffer)."""
     last = name.rsplit(".", 1)[-1]
-    relu_follows = any(key in name for key in ("backbone.conv1", "conv1.", "conv2.", "box_head", "bbox_pred.0",
-                                               "mask_fcn", "deconv"))
     if name.endswith("relative_position_bias_table"):
         return _normal(shape, 0.5, gen)
     if name.endswith(".scale"):
         return _uniform(shape, 0.8, 1.2, gen)
-    if len(shape) == 1 or last == "bias":  # norms and biases
-        if name.endswith("agn_hm.bias"):
-            return torch.full(shape, -2.0, dtype=torch.float32)
-        if name.endswith("centernet.bbox_pred.bias"):
-            return _uniform(shape, 1.5, 4.0, gen)
-        if last == "weight" and frozen_bn:  # gains < 1, smallest on the last BN of a residual branch
-            return _uniform(shape, 0.1, 0.4, gen) if name.endswith(".bn3.weight") else _uniform(shape, 0.5, 1.0, gen)
-        if last == "weight":  # LayerNorm / GroupNorm gains
-            return _normal(shape, 0.05, gen, mean=1.0)
-        if last in ("running_mean", "running_var"):
-            return torch.zeros(shape, dtype=torch.float32) if last == "running_mean" else torch.ones(shape, dtype=torch.float32)
+    if name.endswith("agn_hm.bias"):
+        return torch.full(shape, -2.0)
+    if name.endswith("centernet.bbox_pred.bias"):
+        return _uniform(shape, 1.5, 4.0, gen)
+    if last in ("running_mean", "running_var"):  # placeholders; _calibrate_frozen_bn sets them
+        return torch.zeros(shape) if last == "running_mean" else torch.ones(shape)
+    if last == "weight" and frozen_bn:  # gains < 1, smallest on the last BN of a residual branch
+        return _uniform(shape, 0.1, 0.4, gen) if name.endswith(".bn3.weight") else _uniform(shape, 0.5, 1.0, gen)
+    if last == "weight" and len(shape) == 1:  # LayerNorm / GroupNorm gains
+        return _normal(shape, 0.05, gen, mean=1.0)
+    if len(shape) == 1:  # biases
         return _normal(shape, 0.02, gen)
-    fan_in = _fan_in(name, shape)
-    gain = 1.0
-    if relu_follows:
-        gain = math.sqrt(2.0)
-    if any(key in name for key in ("attn.proj", "mlp.fc2")):
-        gain = 0.5
-    if name.endswith(".bbox_pred.2.weight"):
-        gain = 0.5
-    if name.endswith("mask_head.predictor.weight"):
-        gain = 3.0
-    if name.endswith("centernet.bbox_pred.weight"):
-        gain = 0.7
-    return _normal(shape, gain / math.sqrt(fan_in), gen)
+    gain = next((g for fragment, g in _GAINS if fragment in name), 1.0)
+    return _normal(shape, gain / math.sqrt(_fan_in(name, shape)), gen)
 
 
 def _calibration_image(seed: int, size: int = 128) -> Tensor:
