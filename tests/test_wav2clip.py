@@ -1,0 +1,103 @@
+"""Wav2CLIP: a checkpoint in the released layout gives the same embeddings as an independent rebuild of the recipe
+(torchaudio spectrogram + torchvision ResNet-18 + MLP)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from torch import nn
+
+from audiodetic.audio.wav2clip import SPACE, Wav2ClipEncoder
+from audiodetic.errors import AudioDecodeError, CheckpointError
+from audiodetic.prompts import Sound, build_vocabulary
+
+torchaudio = pytest.importorskip("torchaudio")
+torchvision = pytest.importorskip("torchvision")
+
+
+def _released_layout(seed: int = 0) -> tuple[dict[str, torch.Tensor], nn.Module, nn.Module]:
+    """Random weights in Wav2CLIP.pt's layout, plus the torchvision/torch modules holding them."""
+    torch.manual_seed(seed)
+    resnet = torchvision.models.resnet18()
+    resnet.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+    resnet.fc = nn.Identity()
+    for module in resnet.modules():  # non-trivial batch-norm statistics
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.normal_(0, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.normal_(0, 0.1)
+    mlp = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, 512))
+    state = {f"audio_encoder.{k}": v for k, v in resnet.state_dict().items()}
+    state["audio_encoder.spectrogram.window"] = torch.hann_window(512)
+    state.update({f"audio_transform.sequential.{k}": v for k, v in mlp.state_dict().items()})
+    return state, resnet.eval(), mlp.eval()
+
+
+def _reference(resnet: nn.Module, mlp: nn.Module, wave: torch.Tensor) -> torch.Tensor:
+    spec = torchaudio.transforms.Spectrogram(n_fft=512, hop_length=353)(wave[None, None])
+    x = torch.log(spec + 1e-7)
+    x = (x - x.mean()) / (x.std() + 1e-9)
+    with torch.no_grad():
+        return mlp(resnet(x))[0]
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    state, resnet, mlp = _released_layout()
+    path = tmp_path_factory.mktemp("w2c") / "Wav2CLIP.pt"
+    torch.save(state, path)
+    return path, resnet, mlp
+
+
+def test_matches_independent_rebuild(released):
+    path, resnet, mlp = released
+    model = Wav2ClipEncoder.from_checkpoint(path)
+    assert model.embed_dim == 512 and model.space == SPACE
+    wave = torch.from_numpy(np.random.default_rng(0).standard_normal(24_000).astype(np.float32) * 0.1)
+    with torch.no_grad():
+        ours = model(wave)
+    torch.testing.assert_close(ours, _reference(resnet, mlp, wave), rtol=1e-4, atol=1e-4)
+
+
+def test_encode_sources_resamples_and_downmixes(released, tmp_path):
+    path, resnet, mlp = released
+    model = Wav2ClipEncoder.from_checkpoint(path)
+    t = np.arange(int(1.5 * 44_100)) / 44_100
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), 0.5 * np.sin(2 * np.pi * 660 * t)], axis=1).astype(np.float32)
+    wav = tmp_path / "stereo.wav"
+    sf.write(wav, stereo, 44_100, subtype="FLOAT")
+    got = model.encode_sources([str(wav), (stereo.T.copy(), 44_100)])
+    mono = torch.from_numpy(stereo.mean(axis=1))
+    expected = _reference(resnet, mlp, torchaudio.functional.resample(mono, 44_100, 16_000))
+    assert got.shape == (2, 512)
+    torch.testing.assert_close(got[0], expected, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(got[1], got[0], rtol=1e-5, atol=1e-5)
+    first = model.encode_sources([(stereo.T.copy(), 44_100)], downmix=False)
+    assert not torch.allclose(first, got[1:], atol=1e-3)
+
+
+def test_prompts_without_bridge(released, tmp_path):
+    wav = tmp_path / "tone.wav"
+    sf.write(wav, (0.2 * np.sin(np.arange(16_000) * 0.2)).astype(np.float32), 16_000)
+    model = Wav2ClipEncoder.tiny(seed=0)
+    vocab = build_vocabulary({"tone": Sound(wav)}, audio_encoder=model)
+    raw = model.encode_sources([str(wav)]).numpy()[0]
+    np.testing.assert_allclose(vocab.embeddings[0], raw / np.linalg.norm(raw), atol=1e-6)
+
+
+def test_errors(tmp_path):
+    bad = tmp_path / "bad.pt"
+    torch.save({"weight": torch.zeros(3)}, bad)
+    with pytest.raises(CheckpointError, match="not a Wav2CLIP checkpoint"):
+        Wav2ClipEncoder.from_checkpoint(bad)
+    state, _, _ = _released_layout()
+    state["audio_transform.sequential.3.weight"] = torch.zeros(512, 256)
+    with pytest.raises(CheckpointError, match="wrong shape"):
+        Wav2ClipEncoder.from_state_dict(state)
+    with pytest.raises(AudioDecodeError, match="too short"):
+        Wav2ClipEncoder.tiny().encode_sources([(np.zeros(100, np.float32), 16_000)])
+    with pytest.raises(ValueError, match="no audio sources"):
+        Wav2ClipEncoder.tiny().encode_sources([])
