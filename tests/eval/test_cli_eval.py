@@ -92,7 +92,8 @@ def test_torchrun_processes_split_the_images_and_rank_zero_reports(tmp_path: Pat
     checkpoint = make_detic_checkpoint(tmp_path / "tiny.pth", "tiny", seed=0)
     np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(4, 512)).astype(np.float32))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "audiodetic", "eval", "lvis", "--annotations", str(annotations), "--images", str(images), "--detector", str(checkpoint),
+               "-m", "audiodetic", "eval", "lvis", "--annotations", str(annotations), "--images", str(images),
+               "--detector", str(checkpoint),
                "--vocabulary", str(tmp_path / "v.npy"), "--no-progress", "--no-plots", "--score-threshold", "0",
                "--max-detections", "5", "--input-size", "128,160", "--output", str(tmp_path / "out")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
