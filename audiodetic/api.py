@@ -30,7 +30,7 @@ from audiodetic.vocabulary import Vocabulary, as_vocabulary
 DEFAULT_DETECTOR = "Detic_LCOCOI21k_CLIP_R5021k_640b32_4x_ft4x_max-size"
 DEFAULT_AUDIO_WEIGHTS = "imagebind_huge"
 DEFAULT_TEXT_WEIGHTS = "clip-vit-b32"
-DEFAULT_BRIDGE = "retrieval"
+DEFAULT_BRIDGE = "linear"  # the default of audiodetic.bridge.default_bridge
 
 
 class Deferred:
@@ -333,11 +333,7 @@ def _deferred_bridge(bridge: Any, model: AudiodeticModel, audio_weights: Any, te
             return bridge_lib.load_bridge(bridge)
         from audiodetic.audio.imagebind import ImageBindTextEncoder
 
-        clip_text = None
-        if bridge == "linear" and text_weights is not None:
-            from audiodetic.text import ClipTextEncoder
-
-            clip_text = ClipTextEncoder.from_checkpoint(text_weights, device=device)
+        clip_text = model.text_encoder() if text_weights is not None else None
         imagebind_text = None
         if audio_weights is not None:
             imagebind_text = ImageBindTextEncoder.from_checkpoint(audio_weights).to(device).eval()

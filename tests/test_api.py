@@ -51,8 +51,9 @@ def test_image_forms_and_batches(detector, vocab, tmp_path) -> None:
     image, other = scene(seed=0), scene(80, 112, seed=1)
     path = tmp_path / "scene.png"
     Image.fromarray(image).save(path)
-    single = model.detect(Image.fromarray(image), vocabulary=vocab, score_threshold=0.3)
-    batch = model.detect([path, other], vocabulary=vocab, score_threshold=0.3)
+    single = model.detect(Image.fromarray(image), vocabulary=vocab, score_threshold=0.3, with_masks=False)
+    batch = model.detect([path, other], vocabulary=vocab, score_threshold=0.3, with_masks=False)
+    assert single.masks is None
     assert isinstance(batch, list) and len(batch) == 2
     _same(batch[0], single)
     assert batch[1].image_size == (80, 112)
