@@ -126,3 +126,19 @@ def test_cli_demo_parser() -> None:
     assert (args.detector, args.audio_weights, args.host, args.port) == ("/x/model.pth", "/x/ib.pth", "0.0.0.0",
                                                                          9000)
     assert args.func.__module__ == "audiodetic.cli.demo"
+
+
+def test_missing_weights_is_a_message_and_the_next_request_works(model, sounds) -> None:
+    from audiodetic.api import AudiodeticModel, Deferred
+    from audiodetic.errors import WeightsNotFoundError
+
+    def absent():
+        raise WeightsNotFoundError("imagebind_huge is not in the cache and AUDIODETIC_OFFLINE=1 forbids downloads")
+
+    broken = AudiodeticModel(model.detector, audio_encoder=Deferred(absent, "absent"), bridge=model.bridge(),
+                             text_encoder=model.text_encoder(), name="no-audio-weights")
+    backend = app.DemoBackend({"no-audio-weights": broken})
+    with pytest.raises(FileNotFoundError, match="imagebind_huge"):
+        backend.run(scene(), sounds, None, None, None, "", 0.5, None, None)
+    *_, detections = backend.run(scene(), [], None, None, None, "a car", 0.5, None, None)
+    assert detections.names == ("a car",)
