@@ -295,7 +295,8 @@ def encode_texts(texts: Sequence[str], text_encoder: Any, *, cache: EmbeddingCac
     texts = [Text(t).text for t in texts]
     eid = encoder_id(text_encoder)
     keys = [(eid, "text:" + t) for t in texts]
-    return np.stack((DEFAULT_CACHE if cache is None else cache).get_many(keys, texts, lambda items: text_encoder.encode(items)))
+    store = DEFAULT_CACHE if cache is None else cache
+    return np.stack(store.get_many(keys, texts, lambda items: text_encoder.encode(items)))
 
 
 def _walk(prompt: Prompt) -> Iterable[Prompt]:

@@ -1,8 +1,8 @@
 """CLIP ViT-B/32 text encoder (OpenAI weights through open_clip): text prompts and the 512-d side of the bridges.
 
 Detic's custom-vocabulary path embeds a class name as ``encode_text(tokenize("a " + name))`` with OpenAI's CLIP
-ViT-B/32 text tower, **not normalised** (the detector normalises each class column itself). :meth:`ClipTextEncoder.encode`
-returns exactly that: float32 ``(B, 512)`` raw text-tower outputs of the templated names.
+ViT-B/32 text tower, **not normalised** (the detector normalises each class column itself).
+:meth:`ClipTextEncoder.encode` returns exactly that: float32 ``(B, 512)`` raw text-tower outputs of the templated names.
 
 Weights: ``audiodetic.weights.resolve("clip-vit-b32")`` is OpenAI's ``ViT-B-32.pt`` (a TorchScript archive with
 float16 tensors of both towers). Only the text tower's tensors are kept, cast to float32 (as OpenAI's loader does

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import open_clip
 import pytest
 import torch
+from open_clip.model import CLIP
 
-open_clip = pytest.importorskip("open_clip")
-from open_clip.model import CLIP  # noqa: E402
-
-from audiodetic.errors import CheckpointError  # noqa: E402
-from audiodetic.text import ClipTextConfig, ClipTextEncoder, read_clip_text_state_dict  # noqa: E402
+from audiodetic.errors import CheckpointError
+from audiodetic.text import ClipTextConfig, ClipTextEncoder, read_clip_text_state_dict
 
 NAMES = ["dog", "fire engine", "Cat's toy", "aerosol_can"]
 

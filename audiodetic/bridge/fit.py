@@ -99,7 +99,8 @@ def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def label_embeddings(imagebind_text_encoder: Any, clip_text_encoder: Any = None, labels: str | Sequence[str] = "default",
+def label_embeddings(imagebind_text_encoder: Any, clip_text_encoder: Any = None,
+                     labels: str | Sequence[str] = "default",
                      *, cache_dir: str | os.PathLike[str] | None = None, use_cache: bool = True,
                      progress: bool = True, batch_size: int = 128) -> tuple[list[str], np.ndarray, np.ndarray, dict]:
     """``(names, src (L, D_src), dst (L, 512), info)`` for a label vocabulary, cached on disk.
@@ -118,7 +119,8 @@ def label_embeddings(imagebind_text_encoder: Any, clip_text_encoder: Any = None,
             raise ValueError("fitting on a label list needs the CLIP text encoder (or use labels='builtin')")
         spec, names = _label_list(labels)
         dst, clip_id = None, _fingerprint(clip_text_encoder)
-    info = {"vocabulary": spec, "encoders": {"imagebind_text": _fingerprint(imagebind_text_encoder), "clip_text": clip_id}}
+    encoders = {"imagebind_text": _fingerprint(imagebind_text_encoder), "clip_text": clip_id}
+    info = {"vocabulary": spec, "encoders": encoders}
     key = hashlib.sha256(json.dumps([FORMAT, info, names]).encode()).hexdigest()[:24]
     path = bridge_cache_dir(cache_dir) / f"labels-{key}.npz"
     if use_cache and path.is_file():
