@@ -170,3 +170,15 @@ def test_tiny_swin_detector_end_to_end(image):
     swin = build_detector(DetectorConfig.tiny("swin_b"))
     result = swin.detect(image, _vocabulary(2, 10), score_threshold=0.0, max_detections=5)
     assert 0 < len(result) <= 5 and result.masks.shape[1:] == (90, 130)
+
+
+def test_image_without_proposals_gives_empty_detections():
+    torch.manual_seed(0)
+    silent = build_detector(DetectorConfig.tiny())
+    with torch.no_grad():  # heatmap probability ~0 everywhere: no CenterNet candidate passes 1e-4
+        silent.centernet.agn_hm.weight.zero_()
+        silent.centernet.agn_hm.bias.fill_(-100.0)
+    encoding = silent.encode(np.zeros((50, 60, 3), np.uint8))
+    assert encoding.proposal_boxes.shape == (0, 4) and encoding.embeddings.shape == (3, 0, 512)
+    result = silent.classify(encoding, _vocabulary(3, 11), score_threshold=0.0)
+    assert len(result) == 0 and result.masks.shape == (0, 50, 60)
