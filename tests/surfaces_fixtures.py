@@ -15,14 +15,12 @@ import numpy as np
 
 
 def tiny_detector(seed: int = 0) -> Any:
-    """A random-weight ``DetectorConfig.tiny()`` detector in eval mode (CPU)."""
-    import torch
+    """A ``DetectorConfig.tiny()`` detector loaded from random weights in the official Detic key layout, with
+    D1's calibrated statistics (so boxes and masks look like detections), in eval mode on the CPU."""
+    from audiodetic.detector.convert import load_detector
+    from audiodetic.testing.detic_checkpoints import make_detic_state_dict
 
-    from audiodetic.detector.config import DetectorConfig
-    from audiodetic.detector.model import build_detector
-
-    torch.manual_seed(seed)
-    return build_detector(DetectorConfig.tiny()).eval()
+    return load_detector(make_detic_state_dict("tiny", seed=seed)).eval()
 
 
 def tiny_audio_encoder(seed: int = 0) -> Any:
