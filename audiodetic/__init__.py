@@ -15,6 +15,7 @@ _EXPORTS = {
     "detect": "audiodetic.api",
     "load": "audiodetic.api",
     "list_models": "audiodetic.api",
+    "AudiodeticModel": "audiodetic.api",
     "draw": "audiodetic.viz",
     "Predictor": "audiodetic.predictor",
     "Detections": "audiodetic.structures",
