@@ -11,6 +11,8 @@ Prompt types (frozen dataclasses):
   unit outputs instead.
 * :class:`Text` - a phrase for the CLIP ViT-B/32 text encoder (Detic's ``"a " + name`` template applies); a plain
   ``str`` spec means ``Text``.
+* :class:`Image` - one or several example pictures, embedded by CLIP ViT-B/32's image tower (joint with the text
+  space; no bridge), unit vectors averaged.
 * :class:`Embedding` - a precomputed vector: used as is in the detector space, bridged when it lives in the
   audio encoder's space.
 * :class:`Mix` - ``sum(weight_i * unit(prompt_i))`` renormalised, e.g. ``Mix([(0.7, Sound("bark.wav")),
@@ -25,19 +27,21 @@ item wait for one encoding. :func:`build_vocabulary` is safe to call from severa
 
 from __future__ import annotations
 
-import hashlib
 import os
-import threading
-import uuid
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, Union
+from typing import Any, Iterable, Literal, Mapping, Sequence, Union
 
 import numpy as np
 
+from audiodetic.embedding_cache import DEFAULT_CACHE, EmbeddingCache, content_hash, encoder_id
 from audiodetic.vocabulary import DETECTOR_SPACE, Vocabulary
+
+__all__ = [
+    "Sound", "Text", "Image", "Embedding", "Mix", "Prompt", "PromptSpec", "as_prompt", "build_vocabulary",
+    "encode_sounds", "encode_texts", "encode_images", "EmbeddingCache", "DEFAULT_CACHE", "encoder_id",
+    "content_hash", "CLIP_IMAGE_SPACE",
+]
 
 # ------------------------------------------------------------------------------------------------ prompt types
 
@@ -98,6 +102,34 @@ class Text:
             raise ValueError(f"Text needs a non-empty string, got {self.text!r}")
 
 
+def _check_image(image: Any) -> Any:
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file not found: {path}")
+        return path
+    if hasattr(image, "mode") and hasattr(image, "size") and hasattr(image, "tobytes"):  # PIL image
+        return image.convert("RGB")
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8 or 0 in array.shape:
+        raise ValueError(f"example images must be paths, PIL images or HxWx3 uint8 RGB arrays; got {array.dtype} "
+                         f"array of shape {array.shape}")
+    return array
+
+
+@dataclass(frozen=True, eq=False)
+class Image:
+    """One or several example images of a thing (paths, PIL images, HxWx3 uint8 RGB arrays), averaged like clips."""
+
+    images: Any
+
+    def __post_init__(self) -> None:
+        items = tuple(self.images) if isinstance(self.images, (list, tuple)) else (self.images,)
+        if not items:
+            raise ValueError("Image needs at least one picture")
+        object.__setattr__(self, "images", tuple(_check_image(im) for im in items))
+
+
 @dataclass(frozen=True, eq=False)
 class Embedding:
     """A precomputed ``(D,)`` vector in ``space`` (default: the detector space)."""
@@ -133,125 +165,22 @@ class Mix:
         object.__setattr__(self, "terms", tuple(terms))
 
 
-Prompt = Union[Sound, Text, Embedding, Mix]
+Prompt = Union[Sound, Text, Image, Embedding, Mix]
 PromptSpec = Union[Prompt, str, Sequence[tuple[float, Any]]]
 
 
 def as_prompt(spec: Any) -> Prompt:
     """A prompt object from a spec: prompt objects as they are, ``str`` -> :class:`Text`, pairs -> :class:`Mix`."""
-    if isinstance(spec, (Sound, Text, Embedding, Mix)):
+    if isinstance(spec, (Sound, Text, Image, Embedding, Mix)):
         return spec
     if isinstance(spec, str):
         return Text(spec)
     if isinstance(spec, (list, tuple)) and spec and all(isinstance(t, (list, tuple)) and len(t) == 2 for t in spec):
         return Mix(spec)
     raise ValueError(
-        f"cannot read {spec!r} as a prompt: use Sound(...), Text(...), Embedding(...), Mix(...), a string, or a "
-        f"list of (weight, prompt) pairs"
+        f"cannot read {spec!r} as a prompt: use Sound(...), Text(...), Image(...), Embedding(...), Mix(...), a string, "
+        f"or a list of (weight, prompt) pairs"
     )
-
-
-# ------------------------------------------------------------------------------------------------------ cache
-_TOKENS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
-_TOKENS_LOCK = threading.Lock()
-
-
-def encoder_id(encoder: Any) -> str:
-    """A cache key for an encoder: its ``fingerprint`` (content hash) when it has one, else a per-object token."""
-    fingerprint = getattr(encoder, "fingerprint", None)
-    if isinstance(fingerprint, str) and fingerprint:
-        return f"{type(encoder).__name__}:{fingerprint}"
-    with _TOKENS_LOCK:
-        if encoder not in _TOKENS:
-            _TOKENS[encoder] = f"{type(encoder).__name__}:object-{uuid.uuid4().hex}"
-        return _TOKENS[encoder]
-
-
-def content_hash(source: Any) -> str:
-    """blake2b of what a (checked) sound source holds: file bytes, bytes, or waveform array + sample rate."""
-    digest = hashlib.blake2b(digest_size=20)
-    if isinstance(source, Path):
-        with open(source, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    elif isinstance(source, bytes):
-        digest.update(source)
-    else:
-        samples, rate = source
-        samples = samples.detach().cpu().numpy() if hasattr(samples, "detach") else np.asarray(samples)
-        digest.update(f"array:{samples.dtype.str}:{samples.shape}:{int(rate)}:".encode())
-        digest.update(np.ascontiguousarray(samples).tobytes())
-    return digest.hexdigest()
-
-
-class EmbeddingCache:
-    """Thread-safe LRU map ``key -> float32 vector``; :meth:`get_many` encodes only the missing keys, once."""
-
-    def __init__(self, max_entries: int = 4096) -> None:
-        self.max_entries = int(max_entries)
-        self._data: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-        self._inflight: dict[tuple[str, str], threading.Event] = {}
-        self.encoded = 0  # number of items actually encoded (for tests and stats)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-    def get_many(self, keys: Sequence[tuple[str, str]], items: Sequence[Any],
-                 encode: Callable[[list[Any]], Any]) -> list[np.ndarray]:
-        """Vectors for ``keys`` (aligned with ``items``); missing ones come from ``encode(items) -> (n, D)``.
-
-        A key another thread is already encoding is waited for, not encoded again.
-        """
-        found: dict[tuple[str, str], np.ndarray] = {}
-        while len(found) < len(set(keys)):
-            mine: list[int] = []
-            wait_for: list[threading.Event] = []
-            with self._lock:
-                claimed = set()
-                for i, key in enumerate(keys):
-                    if key in found or key in claimed:
-                        continue
-                    if key in self._data:
-                        self._data.move_to_end(key)
-                        found[key] = self._data[key]
-                    elif key in self._inflight:
-                        wait_for.append(self._inflight[key])
-                    else:
-                        self._inflight[key] = threading.Event()
-                        claimed.add(key)
-                        mine.append(i)
-            if mine:
-                try:
-                    vectors = np.asarray(_to_numpy(encode([items[i] for i in mine])), np.float32)
-                    if vectors.ndim != 2 or vectors.shape[0] != len(mine):
-                        raise RuntimeError(f"encoder returned shape {vectors.shape} for {len(mine)} items")
-                    with self._lock:
-                        for i, vector in zip(mine, vectors):
-                            found[keys[i]] = self._data[keys[i]] = vector
-                        self.encoded += len(mine)
-                        while len(self._data) > self.max_entries:
-                            self._data.popitem(last=False)
-                finally:
-                    with self._lock:
-                        for i in mine:
-                            self._inflight.pop(keys[i]).set()
-            for event in wait_for:
-                event.wait()
-            # keys waited for are picked up from the cache on the next round (or claimed, if that encoding failed)
-        return [found[key] for key in keys]
-
-
-DEFAULT_CACHE = EmbeddingCache()
-"""The process-wide cache :func:`build_vocabulary` uses unless given another."""
-
-
-def _to_numpy(x: Any) -> np.ndarray:
-    return x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -299,6 +228,20 @@ def encode_texts(texts: Sequence[str], text_encoder: Any, *, cache: EmbeddingCac
     return np.stack(store.get_many(keys, texts, lambda items: text_encoder.encode(items)))
 
 
+def encode_images(images: Sequence[Any], image_encoder: Any, *, cache: EmbeddingCache | None = None) -> np.ndarray:
+    """Raw image-encoder embeddings ``(I, D)`` float32 (``image_encoder.encode(images)``), through the cache."""
+    if image_encoder is None:
+        raise ValueError("image prompts need an image encoder (image_encoder=ClipImageEncoder...)")
+    checked = [_check_image(im) for im in images]
+    if not checked:
+        raise ValueError("no images given")
+    eid = encoder_id(image_encoder)
+    keys = [(eid, "image:" + content_hash(im)) for im in checked]
+    store = DEFAULT_CACHE if cache is None else cache
+    return np.stack(store.get_many(keys, checked, lambda items: image_encoder.encode(
+        [str(im) if isinstance(im, Path) else im for im in items])))
+
+
 def _walk(prompt: Prompt) -> Iterable[Prompt]:
     yield prompt
     if isinstance(prompt, Mix):
@@ -310,8 +253,9 @@ class _Resolver:
     """Turns prompts into detector-space unit vectors (after the encoders have filled the cache)."""
 
     def __init__(self, audio_encoder: Any, bridge: Any, text_encoder: Any, average: str,
-                 cache: EmbeddingCache) -> None:
+                 cache: EmbeddingCache, image_encoder: Any = None) -> None:
         self.audio_encoder, self.bridge, self.text_encoder = audio_encoder, bridge, text_encoder
+        self.image_encoder = image_encoder
         self.average, self.cache = average, cache
 
     def audio_to_detector(self, x: np.ndarray, space: str) -> np.ndarray:
@@ -337,6 +281,12 @@ class _Resolver:
             if self.average == "audio":
                 return _unit(self.audio_to_detector(_unit(raw).mean(axis=0, keepdims=True), space)[0])
             return _unit(self.audio_to_detector(_unit(raw), space).mean(axis=0))
+        if isinstance(prompt, Image):
+            raw = encode_images(prompt.images, self.image_encoder, cache=self.cache)
+            space = getattr(self.image_encoder, "space", "unknown")
+            if space not in _DIRECT_SPACES:
+                raise ValueError(f"image embeddings in the {space!r} space cannot be used in the detector space")
+            return _unit(_unit(raw).mean(axis=0))
         if isinstance(prompt, Embedding):
             if prompt.space in _DIRECT_SPACES:
                 return _unit(prompt.vector)
@@ -376,7 +326,7 @@ def _named_prompts(prompts: Any) -> list[tuple[str, Prompt]]:
 
 def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio_encoder: Any = None,
                      bridge: Any = None, text_encoder: Any = None, average: Literal["audio", "detector"] = "audio",
-                     cache: EmbeddingCache | None = None) -> Vocabulary:
+                     cache: EmbeddingCache | None = None, image_encoder: Any = None) -> Vocabulary:
     """A :class:`~audiodetic.vocabulary.Vocabulary` of unit rows in the detector space, one per named prompt.
 
     Args:
@@ -388,6 +338,8 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
             ``None`` only for encoders whose ``space`` is already CLIP's (Wav2CLIP).
         text_encoder: needed for texts; ``encode(texts) -> (T, 512)`` raw (:class:`~audiodetic.text.ClipTextEncoder`).
         average: where the clips of one :class:`Sound` are averaged (see the module doc).
+        image_encoder: needed for :class:`Image` prompts (:class:`~audiodetic.clip_image.ClipImageEncoder`; CLIP's
+            image space is joint with the text space, so no bridge is used).
         cache: an :class:`EmbeddingCache` (default: the process-wide :data:`DEFAULT_CACHE`).
     Returns: ``Vocabulary(names, (C, 512) float32 unit rows, space=DETECTOR_SPACE)``.
     """
@@ -399,11 +351,14 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
     leaves = [leaf for _, prompt in named for leaf in _walk(prompt)]
     sources = [s for leaf in leaves if isinstance(leaf, Sound) for s in leaf.sources]
     texts = list(dict.fromkeys(leaf.text for leaf in leaves if isinstance(leaf, Text)))
+    pictures = [im for leaf in leaves if isinstance(leaf, Image) for im in leaf.images]
     if sources:
         encode_sounds(sources, audio_encoder, cache=cache)
     if texts:
         encode_texts(texts, text_encoder, cache=cache)
-    resolver = _Resolver(audio_encoder, bridge, text_encoder, average, cache)
+    if pictures:
+        encode_images(pictures, image_encoder, cache=cache)
+    resolver = _Resolver(audio_encoder, bridge, text_encoder, average, cache, image_encoder)
     rows = [resolver.vector(prompt) for _, prompt in named]
     dims = {len(r) for r in rows}
     if len(dims) != 1:

@@ -92,8 +92,9 @@ def _is_torchscript(path: Path) -> bool:
         return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
 
 
-def read_clip_text_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """The text tower's tensors (float32, OpenAI key names) from OpenAI's ``ViT-B-32.pt`` or a plain state dict."""
+def read_clip_state_dict(path: str | os.PathLike[str], prefixes: tuple[str, ...] = _TEXT_PREFIXES,
+                         *, what: str = "text tower", required: str = "text_projection") -> dict[str, torch.Tensor]:
+    """Float32 tensors whose keys start with ``prefixes`` from OpenAI's ``ViT-B-32.pt`` or a plain state dict."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CLIP weights file not found: {path}")
@@ -110,10 +111,15 @@ def read_clip_text_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.T
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path} does not hold a state dict (got {type(state).__name__})")
     state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
-    text = {k: v.float() for k, v in state.items() if k.startswith(_TEXT_PREFIXES) and torch.is_tensor(v)}
-    if "text_projection" not in text:
-        raise CheckpointError(f"{path} has no CLIP text tower (no 'text_projection' tensor)")
-    return text
+    picked = {k: v.float() for k, v in state.items() if k.startswith(prefixes) and torch.is_tensor(v)}
+    if required not in picked:
+        raise CheckpointError(f"{path} has no CLIP {what} (no {required!r} tensor)")
+    return picked
+
+
+def read_clip_text_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The text tower's tensors (float32, OpenAI key names) from OpenAI's ``ViT-B-32.pt`` or a plain state dict."""
+    return read_clip_state_dict(path)
 
 
 class ClipTextEncoder:
