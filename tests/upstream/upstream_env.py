@@ -29,12 +29,13 @@ BOXSUP_CONFIG = "BoxSup-C2_L_CLIP_R5021k_640b64_4x"
 
 def _shims() -> types.ModuleType:
     """``tests/upstream/shims.py`` as one module object, however this file was imported."""
-    module = sys.modules.get("shims")
-    if module is not None and Path(getattr(module, "__file__", "")).resolve() == _HERE / "shims.py":
+    name = "_audiodetic_upstream_shims"
+    module = sys.modules.get(name)
+    if module is not None:
         return module
-    spec = importlib.util.spec_from_file_location("shims", _HERE / "shims.py")
+    spec = importlib.util.spec_from_file_location(name, _HERE / "shims.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["shims"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
