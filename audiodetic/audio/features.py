@@ -175,7 +175,9 @@ def mel_filterbank(num_mel_bins: int = NUM_MEL_BINS, sample_rate: int = SAMPLE_R
     """Kaldi triangular mel filters (HTK mel scale, 20 Hz..Nyquist): float32 ``(num_mel_bins, N_FFT // 2 + 1)``."""
 
     def mel(freq: float | torch.Tensor) -> float | torch.Tensor:
-        return 1127.0 * (torch.log(1.0 + freq / 700.0) if isinstance(freq, torch.Tensor) else math.log(1.0 + freq / 700.0))
+        if isinstance(freq, torch.Tensor):
+            return 1127.0 * torch.log(1.0 + freq / 700.0)
+        return 1127.0 * math.log(1.0 + freq / 700.0)
 
     low, high = mel(LOW_FREQ_HZ), mel(0.5 * sample_rate)
     delta = (high - low) / (num_mel_bins + 1)
@@ -196,7 +198,8 @@ def kaldi_fbank(signal: torch.Tensor, *, num_mel_bins: int = NUM_MEL_BINS) -> to
     """
     if signal.ndim != 1 or signal.shape[0] < FRAME_LENGTH:
         raise AudioDecodeError(
-            f"fbank needs a 1-D signal of at least {FRAME_LENGTH} samples (25 ms at 16 kHz), got shape {tuple(signal.shape)}"
+            f"fbank needs a 1-D signal of at least {FRAME_LENGTH} samples (25 ms at 16 kHz), "
+            f"got shape {tuple(signal.shape)}"
         )
     frames = signal.unfold(0, FRAME_LENGTH, FRAME_SHIFT)
     frames = frames - frames.mean(dim=1, keepdim=True)

@@ -184,7 +184,9 @@ class _Tower(nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def from_state_dict(cls, state: Mapping[str, torch.Tensor], *, config: Any = None, source: str = "state dict") -> Any:
+    def from_state_dict(
+        cls, state: Mapping[str, torch.Tensor], *, config: Any = None, source: str = "state dict"
+    ) -> Any:
         """Build the tower from a released-layout state dict (other modalities' keys are ignored)."""
         if config is None:
             config = cls._config_from_state(state)
@@ -252,7 +254,8 @@ class ImageBindAudioEncoder(_Tower):
             self._init_random()
 
     def _init_random(self) -> None:
-        for p in (self.cls_token, self.pos_embed, *(b.attn.bias_k for b in self.blocks), *(b.attn.bias_v for b in self.blocks)):
+        bias_kv = [t for b in self.blocks for t in (b.attn.bias_k, b.attn.bias_v)]
+        for p in (self.cls_token, self.pos_embed, *bias_kv):
             nn.init.normal_(p, std=0.02)
 
     @classmethod
@@ -269,7 +272,8 @@ class ImageBindAudioEncoder(_Tower):
         if key not in state or proj not in state:
             raise CheckpointError(f"not an imagebind_huge-layout checkpoint: no audio tower ({key!r} missing)")
         dim, out = int(state[key].shape[-1]), int(state[proj].shape[0])
-        return AudioTowerConfig(embed_dim=dim, depth=_count_blocks(state, "audio"), num_heads=max(1, dim // 64), out_dim=out)
+        depth = _count_blocks(state, "audio")
+        return AudioTowerConfig(embed_dim=dim, depth=depth, num_heads=max(1, dim // 64), out_dim=out)
 
     def encode_clips(self, clips: torch.Tensor) -> torch.Tensor:
         """Per-clip embeddings: float32 ``(N, 1, mel_bins, frames)`` -> ``(N, out_dim)``, each of norm 20."""
@@ -366,7 +370,9 @@ class ImageBindTextEncoder(_Tower):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token ids int64 ``(B, context_length)`` (SOT ... EOT, zero padded) -> ``(B, out_dim)``."""
         if tokens.ndim != 2 or tokens.shape[1] != self.config.context_length:
-            raise ValueError(f"expected token ids of shape (B, {self.config.context_length}), got {tuple(tokens.shape)}")
+            raise ValueError(
+                f"expected token ids of shape (B, {self.config.context_length}), got {tuple(tokens.shape)}"
+            )
         eot = tokens.argmax(dim=-1)  # the end-of-text id is the largest id
         x = (self.token_embedding(tokens) + self.pos_embed).transpose(0, 1)
         for block in self.blocks:

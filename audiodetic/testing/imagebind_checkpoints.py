@@ -39,7 +39,8 @@ def _tower_shapes(encoder_cls: type, config: object) -> dict[str, tuple[int, ...
     with torch.device("meta"):
         tower = encoder_cls(config)
     ours = {**dict(tower.named_parameters()), **dict(tower.named_buffers())}
-    return {theirs: tuple(ours[name].shape) for name, theirs in checkpoint_key_map(encoder_cls.modality, config.depth).items()}
+    key_map = checkpoint_key_map(encoder_cls.modality, config.depth)
+    return {theirs: tuple(ours[name].shape) for name, theirs in key_map.items()}
 
 
 def _block_shapes(modality: str, width: int, depth: int, bias_kv: bool) -> dict[str, tuple[int, ...]]:
@@ -75,8 +76,10 @@ def _other_tower_shapes(modality: str, size: str) -> dict[str, tuple[int, ...]]:
                        pre + "imu_stem.norm_layer.bias": (width,)})
     else:
         stem = "depth_stem" if modality == "depth" else "rgbt_stem"
-        shapes.update({pre + f"{stem}.proj.weight": (width, 1, 16, 16), pre + f"{stem}.norm_layer.weight": (width,),
-                       pre + f"{stem}.norm_layer.bias": (width,), pre + "pos_embedding_helper.pos_embed": (1, tokens, width)})
+        shapes.update({
+            pre + f"{stem}.proj.weight": (width, 1, 16, 16), pre + f"{stem}.norm_layer.weight": (width,),
+            pre + f"{stem}.norm_layer.bias": (width,), pre + "pos_embedding_helper.pos_embed": (1, tokens, width),
+        })
     shapes.update(_block_shapes(modality, width, depth, bias_kv=modality != "vision"))
     proj_index = 3 if modality == "imu" else 2
     shapes.update({head + "0.weight": (width,), head + "0.bias": (width,), head + f"{proj_index}.weight": (out, width)})

@@ -31,11 +31,11 @@ def test_formats_decode_to_float32_channels_first(tmp_path, fmt, subtype, tolera
         np.testing.assert_allclose(waveform, signal.T, atol=tolerance + 1e-7)
     else:  # lossy codecs: same length within a codec frame, strongly correlated with the input
         assert abs(waveform.shape[1] - 22050) < 2048
-        n = min(waveform.shape[1], 22050)
-        assert np.corrcoef(waveform[0, :n], signal[:n, 0])[0, 1] > 0.9 or _best_lag_correlation(waveform[0], signal[:, 0]) > 0.9
+        assert _best_lag_correlation(waveform[0], signal[:, 0]) > 0.9
 
 
 def _best_lag_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Highest correlation of ``a`` delayed by 0..2000 samples (codec delay) with ``b``."""
     best = 0.0
     for lag in range(0, 2000, 1):
         n = min(len(a) - lag, len(b))

@@ -80,7 +80,8 @@ def test_golden_values_of_the_seeded_tiny_checkpoint(towers):
     audio, text = towers
     feats = imagebind_audio_input(tone(3.0, 16000), 16000)[None]
     torch.testing.assert_close(
-        audio.encode(feats)[0, :6], torch.tensor([-2.35487, 1.19327, -3.57438, -2.58226, -0.35641, -6.01896]), atol=2e-4, rtol=0
+        audio.encode(feats)[0, :6], torch.tensor([-2.35487, 1.19327, -3.57438, -2.58226, -0.35641, -6.01896]),
+        atol=2e-4, rtol=0,
     )
     torch.testing.assert_close(
         text.encode(["a dog barking"])[0, :6], torch.tensor([-1.03721, 0.74433, -1.29685, -1.00569, -3.03385, 0.07101]),
