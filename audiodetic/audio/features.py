@@ -12,15 +12,19 @@ The pipeline reproduces ``imagebind.data.load_and_transform_audio_data`` with it
 
 **In-place mean subtraction.** Upstream subtracts each clip's mean *in place on a view* of the waveform. Audio
 shorter than 6 s has overlapping clips, so a later clip sees samples already shifted by an earlier clip's mean.
-``upstream_inplace=True`` (default) reproduces that exactly, so embeddings match the released model's behaviour;
+In effect a later clip carries a step of the earlier clip's mean where the overlap ends. ``upstream_inplace=True``
+(default) reproduces that exactly, so embeddings equal what the released model was used with;
 ``upstream_inplace=False`` gives every clip its own copy (the order-independent reading of the recipe). The two
-differ only for audio shorter than 6 s, by up to ~1e-2 in the normalised features of clips 2 and 3.
+differ only for audio shorter than 6 s and only in clips 2 and 3: by ~1e-2 in the normalised features for
+zero-mean audio, but by more than 1 in the frames around the step for audio with a DC offset (0.3 measured).
 
 **Long files** are not decoded whole: :func:`load_imagebind_audio` reads only the frames each clip needs (plus
 the resampling filter's margin, aligned so the resampled samples equal those of the whole-file resampling).
 
-The only deviation from upstream is on input upstream cannot handle: audio shorter than one 25 ms analysis frame
-after resampling (upstream crashes) raises :class:`~audiodetic.errors.AudioDecodeError`.
+Silent audio is not an error: every frame's energy floors at float32 eps, giving constant features
+(``(log(eps) + 4.268) / 9.138``) and a valid embedding. The only deviation from upstream is on input upstream
+cannot handle: audio shorter than one 25 ms analysis frame after resampling (upstream crashes) raises
+:class:`~audiodetic.errors.AudioDecodeError`.
 """
 
 from __future__ import annotations
