@@ -113,7 +113,8 @@ class ClipImageEncoder:
         """Build from OpenAI-layout ``visual.*`` tensors."""
         visual = _build_visual(ClipImageConfig.from_state_dict(state))
         own = visual.state_dict()
-        theirs = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")}
+        theirs = {k[len("visual."):]: v for k, v in state.items()
+                  if k.startswith("visual.") and not k.endswith("attn_mask")}
         missing, unexpected = sorted(set(own) - set(theirs)), sorted(set(theirs) - set(own))
         bad = [k for k in set(own) & set(theirs) if tuple(own[k].shape) != tuple(theirs[k].shape)]
         if missing or unexpected or bad:
