@@ -176,3 +176,18 @@ def test_random_bridge_is_semi_orthogonal():
     w = LinearBridge.random(40, 16, seed=3).weight.astype(np.float64)
     np.testing.assert_allclose(w.T @ w, np.eye(16), atol=1e-5)
     assert LinearBridge.random(8, 16).weight.shape == (8, 16)
+
+
+def test_auto_alpha_picks_the_regularisation_that_generalises():
+    rng = np.random.default_rng(10)
+    a = _semi_orthogonal(rng, 200, 40)
+    src, dst = _noisy_pairs(rng, 150, a, noise=0.3)  # fewer pairs than input dimensions: alpha matters
+    test_src, test_dst = _noisy_pairs(rng, 200, a, noise=0.3)
+    auto = LinearBridge.fit(src, dst, method="ridge", alpha="auto", seed=2)
+    assert auto.report.params["alpha_auto"] is True
+    scores = {alpha: retrieval_scores(LinearBridge.fit(src, dst, alpha=alpha, seed=2).apply(test_src), test_dst)["top1"]
+              for alpha in (0.01, 100.0)}
+    auto_score = retrieval_scores(auto.apply(test_src), test_dst)["top1"]
+    assert auto_score > max(scores.values()) + 0.1, (auto.report.params["alpha"], auto_score, scores)
+    with pytest.raises(ValueError, match="'auto'"):
+        LinearBridge.fit(src, dst, alpha="big")

@@ -139,22 +139,23 @@ def label_embeddings(imagebind_text_encoder: Any, clip_text_encoder: Any = None,
 
 
 def fit_bridge(kind: str = "linear", *, imagebind_text_encoder: Any, clip_text_encoder: Any = None,
-               labels: str | Sequence[str] = "default", method: str = "ridge", alpha: float = 1.0,
+               labels: str | Sequence[str] = "default", method: str = "ridge", alpha: float | str = "auto",
                temperature: float = 0.05, top_k: int = 10, holdout: float = 0.1, seed: int = 0,
                cache_dir: str | os.PathLike[str] | None = None, use_cache: bool = True, progress: bool = True,
                batch_size: int = 128) -> LinearBridge | RetrievalBridge:
     """Fit (or load from the cache) a bridge from ImageBind's space into the detector space.
 
     Args:
-        kind: ``"linear"`` (``method`` ``"ridge"`` with ``alpha``, or ``"procrustes"``) or ``"retrieval"``
-            (``temperature``, ``top_k``). labels: see :func:`label_embeddings`. holdout/seed: the fit report's split.
+        kind: ``"linear"`` (``method`` ``"ridge"`` with ``alpha``, a number or ``"auto"``, or ``"procrustes"``) or
+            ``"retrieval"`` (``temperature``, ``top_k``). labels: see :func:`label_embeddings`.
+        holdout/seed: the fit report's split.
         cache_dir: the weights cache (default ``AUDIODETIC_CACHE`` ...); files go to ``<cache>/bridges/``.
         use_cache: read and write cached label embeddings and bridges.
     Returns: the bridge, with ``report`` (held-out top-1/top-5 retrieval of label names).
     """
     if kind not in KINDS:
         raise ValueError(f"unknown bridge kind {kind!r}; choose one of {KINDS} (or pass a saved bridge file)")
-    params = ({"method": method, "alpha": float(alpha)} if kind == "linear"
+    params = ({"method": method, "alpha": alpha if isinstance(alpha, str) else float(alpha)} if kind == "linear"
               else {"temperature": float(temperature), "top_k": int(top_k)})
     names, src, dst, info = label_embeddings(imagebind_text_encoder, clip_text_encoder, labels, cache_dir=cache_dir,
                                              use_cache=use_cache, progress=progress, batch_size=batch_size)

@@ -4,7 +4,8 @@ With ``normalize=True`` (the default) both sides are L2-normalised first, so onl
 outputs carry a logit scale as their norm). With ``center=True`` the means are removed before fitting and the
 target mean is added back: ``y = normalize(((x / |x|) - mu_src) @ W + mu_dst)``.
 
-* ``ridge``: ``W = argmin |S W - D|^2 + alpha |W|^2`` (``alpha = 0``: least squares).
+* ``ridge``: ``W = argmin |S W - D|^2 + alpha |W|^2`` (``alpha = 0``: least squares; ``alpha="auto"`` picks the
+  best of :data:`ALPHA_GRID` by retrieval top-1 on a validation split carved out of the training pairs).
 * ``procrustes``: ``W = s * U V^T`` from the SVD ``S^T D = U Σ V^T`` (orthonormal columns, ``D_src >= D_dst``;
   rows otherwise) with the least-squares scale ``s = tr(Σ) / |S U V^T|^2`` (the scale matters because of ``mu_dst``).
   ``U V^T`` maximises ``tr(W^T S^T D)``; it is the exact least-squares map when the centred source is isotropic
@@ -24,6 +25,22 @@ from audiodetic.bridge._common import (
 )
 
 METHODS = ("ridge", "procrustes")
+ALPHA_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+def _auto_alpha(src: np.ndarray, dst: np.ndarray, center: bool, seed: int) -> float:
+    """The ridge ``alpha`` of :data:`ALPHA_GRID` with the best (top-1, mean cosine) on a 20% validation split."""
+    fit_idx, val_idx = split_indices(len(src), 0.2, seed + 1)
+    if not len(val_idx):
+        return 1.0
+    best, best_score = 1.0, (-1.0, -1.0)
+    for alpha in ALPHA_GRID:
+        weight, mu_s, mu_d = _solve(src[fit_idx], dst[fit_idx], "ridge", alpha, center)
+        scores = retrieval_scores((src[val_idx] - mu_s) @ weight + mu_d, dst[val_idx])
+        score = (scores["top1"], scores["mean_cosine"])
+        if score > best_score:
+            best, best_score = alpha, score
+    return best
 
 
 def _solve(src: np.ndarray, dst: np.ndarray, method: str, alpha: float, center: bool
@@ -87,7 +104,7 @@ class LinearBridge:
 
     # ------------------------------------------------------------------------------------------------ fitting
     @classmethod
-    def fit(cls, src: Any, dst: Any, *, method: str = "ridge", alpha: float = 1.0, center: bool = True,
+    def fit(cls, src: Any, dst: Any, *, method: str = "ridge", alpha: float | str = 1.0, center: bool = True,
             normalize: bool = True, holdout: float = 0.1, seed: int = 0, refit_all: bool = True,
             vocabulary: str = "", encoders: Mapping[str, str] | None = None) -> "LinearBridge":
         """Fit on paired rows ``src (N, D_src)`` and ``dst (N, D_dst)`` (row ``i`` of each = the same item).
@@ -98,12 +115,15 @@ class LinearBridge:
         """
         if method not in METHODS:
             raise ValueError(f"unknown linear bridge method {method!r}; choose one of {METHODS}")
-        if not np.isfinite(alpha) or alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        auto = isinstance(alpha, str) and alpha == "auto"
+        if not auto and (isinstance(alpha, (str, bool)) or not np.isfinite(alpha) or alpha < 0):
+            raise ValueError(f"alpha must be a finite number >= 0 or 'auto', got {alpha!r}")
         src, dst = check_pairs(src, dst)
         if normalize:
             src, dst = unit_rows(src), unit_rows(dst)
         train, held = split_indices(len(src), holdout, seed)
+        if auto:
+            alpha = _auto_alpha(src[train], dst[train], center, seed) if method == "ridge" else 0.0
         weight, mu_s, mu_d = _solve(src[train], dst[train], method, float(alpha), center)
         split_bridge = cls(weight, mu_s, mu_d, normalize=False, method=method)
         held_scores = retrieval_scores(split_bridge._map(src[held]), dst[held]) if len(held) else {}
@@ -113,8 +133,8 @@ class LinearBridge:
         report = FitReport(
             kind=cls.kind, method=method, src_dim=src.shape[1], dst_dim=dst.shape[1], n_pairs=len(src),
             n_train=len(train), n_held_out=len(held), held_out=held_scores, train=train_scores,
-            params={"alpha": float(alpha), "center": center, "normalize": normalize, "holdout": holdout,
-                    "seed": seed},
+            params={"alpha": float(alpha), "alpha_auto": auto, "center": center, "normalize": normalize,
+                    "holdout": holdout, "seed": seed},
             refit_all=refit_all, vocabulary=vocabulary, encoders=dict(encoders or {}),
         )
         return cls(weight, mu_s, mu_d, normalize=normalize, method=method, report=report)

@@ -26,7 +26,8 @@ def register(subparsers: Any) -> None:
     fit = actions.add_parser("fit", help="fit (or load from the cache) a bridge and print its report")
     fit.add_argument("--kind", choices=("linear", "retrieval"), default="linear")
     fit.add_argument("--method", choices=("ridge", "procrustes"), default="ridge", help="linear bridges only")
-    fit.add_argument("--alpha", type=float, default=1.0, help="ridge regularisation (default 1.0)")
+    fit.add_argument("--alpha", type=_alpha, default="auto",
+                     help="ridge regularisation: a number >= 0 or 'auto' (best of a grid on a validation split)")
     fit.add_argument("--temperature", type=float, default=0.05, help="retrieval softmax temperature")
     fit.add_argument("--top-k", type=int, default=10, help="labels mixed per input (retrieval)")
     fit.add_argument("--labels", default="default",
@@ -47,6 +48,15 @@ def register(subparsers: Any) -> None:
     show.add_argument("path", type=Path, metavar="BRIDGE.npz")
     show.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
+
+
+def _alpha(value: str) -> float | str:
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
 
 
 def _labels(value: str) -> Any:
