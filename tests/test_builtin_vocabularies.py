@@ -46,6 +46,9 @@ def test_builtin_vocabulary_shapes(name):
     assert len(vocab) == EXPECTED[name] and vocab.dim == 512 and vocab.space == DETECTOR_SPACE
     np.testing.assert_allclose(np.linalg.norm(vocab.embeddings, axis=1), 1.0, atol=1e-5)
     assert bv.builtin_vocabulary(name) is vocab  # cached
+    clean = bv.builtin_vocabulary(name, clean_names=True)
+    np.testing.assert_array_equal(clean.embeddings, vocab.embeddings)
+    assert not any("_" in n for n in clean.names) and len(set(clean.names)) == len(clean)
 
 
 @needs_detic
