@@ -334,8 +334,10 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
             or ``(weight, prompt)`` pairs), or a list of strings (text prompts named by themselves) and/or
             ``(name, spec)`` pairs. Order is kept.
         audio_encoder: needed for sounds; has ``encode_sources(sources) -> (A, D)`` (e.g. ``ImageBindAudioEncoder``).
-        bridge: maps audio embeddings ``(B, D)`` to ``(B, 512)`` (``LinearBridge``/``RetrievalBridge``); may be
-            ``None`` only for encoders whose ``space`` is already CLIP's (Wav2CLIP).
+        bridge: maps audio embeddings ``(B, D)`` to ``(B, 512)`` (``LinearBridge``/``RetrievalBridge``), or
+            ``"linear"``/``"retrieval"``/a saved ``.npz``, resolved by :func:`audiodetic.bridge.default_bridge` only
+            when a prompt needs it (fit-or-load with the released weights; kept for the process). May be ``None``
+            for encoders whose ``space`` is already CLIP's (Wav2CLIP).
         text_encoder: needed for texts; ``encode(texts) -> (T, 512)`` raw (:class:`~audiodetic.text.ClipTextEncoder`).
         average: where the clips of one :class:`Sound` are averaged (see the module doc).
         image_encoder: needed for :class:`Image` prompts (:class:`~audiodetic.clip_image.ClipImageEncoder`; CLIP's
@@ -358,6 +360,15 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
         encode_texts(texts, text_encoder, cache=cache)
     if pictures:
         encode_images(pictures, image_encoder, cache=cache)
+    if isinstance(bridge, (str, os.PathLike)):
+        bridged = [leaf for leaf in leaves if isinstance(leaf, Sound) or
+                   (isinstance(leaf, Embedding) and leaf.space not in _DIRECT_SPACES)]
+        if bridged and getattr(audio_encoder, "space", "imagebind") not in _DIRECT_SPACES:
+            from audiodetic.bridge import default_bridge
+
+            bridge = default_bridge(bridge, audio_encoder=audio_encoder)
+        else:
+            bridge = None
     resolver = _Resolver(audio_encoder, bridge, text_encoder, average, cache, image_encoder)
     rows = [resolver.vector(prompt) for _, prompt in named]
     dims = {len(r) for r in rows}

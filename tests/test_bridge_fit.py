@@ -101,3 +101,20 @@ def test_default_bridge_paths_and_errors(tmp_path, towers):
         fit_bridge("linear", imagebind_text_encoder=towers[0], labels="coco", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="at least 2"):
         fit_bridge("linear", imagebind_text_encoder=towers[0], clip_text_encoder=towers[1], labels=["dog", "dog"])
+
+
+def test_default_bridge_loads_released_encoders_once_per_process(tmp_path, towers, monkeypatch):
+    loads = []
+
+    def fake_loader(tower):
+        def load(name):
+            loads.append(name)
+            return tower
+        return load
+
+    monkeypatch.setattr(ImageBindTextEncoder, "from_checkpoint", staticmethod(fake_loader(towers[0])))
+    monkeypatch.setattr(ClipTextEncoder, "from_checkpoint", staticmethod(fake_loader(towers[1])))
+    first = default_bridge("linear", labels="esc50", cache_dir=tmp_path, progress=False)
+    assert loads == ["imagebind_huge", "clip-vit-b32"] and first.report.n_pairs == 50
+    again = default_bridge("linear", labels="esc50", cache_dir=tmp_path, progress=False)
+    assert again is first and len(loads) == 2

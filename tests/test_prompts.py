@@ -130,6 +130,15 @@ def test_mix_and_embeddings(audio, text, bridge, wavs):
     np.testing.assert_allclose(e["nested"], _unit(e["t"] - 0.5 * cat), atol=1e-5)
 
 
+def test_bridge_given_by_file_or_name(audio, text, bridge, wavs, tmp_path):
+    path = bridge.save(tmp_path / "b.npz")
+    by_path = build_vocabulary({"t": Sound(wavs[0])}, audio_encoder=audio, bridge=str(path))
+    direct = build_vocabulary({"t": Sound(wavs[0])}, audio_encoder=audio, bridge=bridge)
+    np.testing.assert_array_equal(by_path.embeddings, direct.embeddings)
+    # a named bridge is only resolved when a prompt needs one (text-only: nothing is loaded or fitted)
+    assert build_vocabulary(["dog"], text_encoder=text, bridge="linear").names == ("dog",)
+
+
 def test_clip_space_encoders_need_no_bridge(wavs):
     class ClipSpaceAudio:  # stands in for Wav2CLIP: 512-d outputs in CLIP's joint space
         space = CLIP_IMAGE_SPACE

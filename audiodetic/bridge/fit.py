@@ -29,6 +29,7 @@ from audiodetic.bridge.linear import LinearBridge
 from audiodetic.bridge.retrieval import RetrievalBridge
 
 KINDS = ("linear", "retrieval")
+_RELEASED_BRIDGES: dict[tuple[str, str, str, str], Any] = {}
 IMAGEBIND_TEMPLATE = "{}"
 """Labels are given to ImageBind's text tower as plain names."""
 
@@ -188,22 +189,33 @@ def default_bridge(kind: str | os.PathLike[str] = "linear", *, audio_encoder: An
     Missing encoders are loaded from the released weights (``imagebind_huge`` text tower; ``clip-vit-b32`` unless
     ``labels="builtin"``), which raises :class:`~audiodetic.errors.WeightsNotFoundError` when they are absent
     offline. When ``audio_encoder`` is given, the bridge's input width is checked against it.
+
+    Bridges obtained with the released weights (no encoders passed) are kept for the rest of the process, so later
+    calls cost nothing.
     """
     if isinstance(kind, os.PathLike) or (isinstance(kind, str) and kind not in KINDS):
         if not str(kind).endswith(".npz") and not Path(kind).exists():
             raise ValueError(f"bridge must be one of {KINDS} or a saved bridge .npz file, got {kind!r}")
         bridge = load_bridge(kind)
     else:
-        if imagebind_text_encoder is None:
-            from audiodetic.audio.imagebind import ImageBindTextEncoder
+        released = imagebind_text_encoder is None and clip_text_encoder is None and isinstance(labels, str)
+        memo_key = (kind, str(labels), str(cache_dir), repr(sorted(fit_options.items())))
+        if released and memo_key in _RELEASED_BRIDGES:
+            bridge = _RELEASED_BRIDGES[memo_key]
+        else:
+            if imagebind_text_encoder is None:
+                from audiodetic.audio.imagebind import ImageBindTextEncoder
 
-            imagebind_text_encoder = ImageBindTextEncoder.from_checkpoint("imagebind_huge")
-        if clip_text_encoder is None and labels != "builtin":
-            from audiodetic.text import ClipTextEncoder
+                imagebind_text_encoder = ImageBindTextEncoder.from_checkpoint("imagebind_huge")
+            if clip_text_encoder is None and labels != "builtin":
+                from audiodetic.text import ClipTextEncoder
 
-            clip_text_encoder = ClipTextEncoder.from_checkpoint("clip-vit-b32")
-        bridge = fit_bridge(kind, imagebind_text_encoder=imagebind_text_encoder, clip_text_encoder=clip_text_encoder,
-                            labels=labels, cache_dir=cache_dir, progress=progress, **fit_options)
+                clip_text_encoder = ClipTextEncoder.from_checkpoint("clip-vit-b32")
+            bridge = fit_bridge(kind, imagebind_text_encoder=imagebind_text_encoder,
+                                clip_text_encoder=clip_text_encoder, labels=labels, cache_dir=cache_dir,
+                                progress=progress, **fit_options)
+            if released:
+                _RELEASED_BRIDGES[memo_key] = bridge
     width = getattr(audio_encoder, "embed_dim", None)
     if width is not None and int(width) != bridge.src_dim:
         raise ValueError(f"the bridge maps {bridge.src_dim}-d inputs but the audio encoder outputs {width}-d")
