@@ -15,9 +15,11 @@ released weights (``imagebind_huge`` and, unless ``labels="builtin"``, ``clip-vi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,6 +32,7 @@ from audiodetic.bridge.retrieval import RetrievalBridge
 
 KINDS = ("linear", "retrieval")
 _RELEASED_BRIDGES: dict[tuple[str, str, str, str], Any] = {}
+_RELEASED_LOCK = threading.RLock()  # concurrent first uses fit once
 IMAGEBIND_TEMPLATE = "{}"
 """Labels are given to ImageBind's text tower as plain names."""
 
@@ -200,22 +203,23 @@ def default_bridge(kind: str | os.PathLike[str] = "linear", *, audio_encoder: An
     else:
         released = imagebind_text_encoder is None and clip_text_encoder is None and isinstance(labels, str)
         memo_key = (kind, str(labels), str(cache_dir), repr(sorted(fit_options.items())))
-        if released and memo_key in _RELEASED_BRIDGES:
-            bridge = _RELEASED_BRIDGES[memo_key]
-        else:
-            if imagebind_text_encoder is None:
-                from audiodetic.audio.imagebind import ImageBindTextEncoder
+        with _RELEASED_LOCK if released else contextlib.nullcontext():
+            if released and memo_key in _RELEASED_BRIDGES:
+                bridge = _RELEASED_BRIDGES[memo_key]
+            else:
+                if imagebind_text_encoder is None:
+                    from audiodetic.audio.imagebind import ImageBindTextEncoder
 
-                imagebind_text_encoder = ImageBindTextEncoder.from_checkpoint("imagebind_huge")
-            if clip_text_encoder is None and labels != "builtin":
-                from audiodetic.text import ClipTextEncoder
+                    imagebind_text_encoder = ImageBindTextEncoder.from_checkpoint("imagebind_huge")
+                if clip_text_encoder is None and labels != "builtin":
+                    from audiodetic.text import ClipTextEncoder
 
-                clip_text_encoder = ClipTextEncoder.from_checkpoint("clip-vit-b32")
-            bridge = fit_bridge(kind, imagebind_text_encoder=imagebind_text_encoder,
-                                clip_text_encoder=clip_text_encoder, labels=labels, cache_dir=cache_dir,
-                                progress=progress, **fit_options)
-            if released:
-                _RELEASED_BRIDGES[memo_key] = bridge
+                    clip_text_encoder = ClipTextEncoder.from_checkpoint("clip-vit-b32")
+                bridge = fit_bridge(kind, imagebind_text_encoder=imagebind_text_encoder,
+                                    clip_text_encoder=clip_text_encoder, labels=labels, cache_dir=cache_dir,
+                                    progress=progress, **fit_options)
+                if released:
+                    _RELEASED_BRIDGES[memo_key] = bridge
     width = getattr(audio_encoder, "embed_dim", None)
     if width is not None and int(width) != bridge.src_dim:
         raise ValueError(f"the bridge maps {bridge.src_dim}-d inputs but the audio encoder outputs {width}-d")
