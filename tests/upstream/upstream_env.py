@@ -242,6 +242,7 @@ class ParityReport:
     max_box_diff: float
     max_score_diff: float
     min_mask_iou: float
+    masks_below_iou: tuple[tuple[float, int, int], ...]  # (IoU, differing pixels, upstream mask area) per IoU < 0.99
     unmatched_ours: tuple[int, ...]
     unmatched_theirs: tuple[int, ...]
 
@@ -250,7 +251,17 @@ class ParityReport:
             f"matched {self.matched} (ours {self.num_ours}, upstream {self.num_theirs}), "
             f"max |box diff| {self.max_box_diff:.3g} px, max |score diff| {self.max_score_diff:.3g}, "
             f"min mask IoU {self.min_mask_iou:.6f}"
+            + (f" (below 0.99 as IoU/differing px/area: {list(self.masks_below_iou)})" if self.masks_below_iou else "")
         )
+
+    def mask_mismatches(self, *, min_iou: float = 0.99, rounding_pixels: int = 1) -> int:
+        """Matched masks with IoU < ``min_iou`` that differ in more than ``rounding_pixels`` pixels.
+
+        A pixel whose probability sits within float rounding of the 0.5 threshold may flip between two correct
+        implementations (as between thread counts upstream, reference appendix 5); on a tiny mask (~100 px) one
+        such pixel alone drops IoU below 0.99.
+        """
+        return sum(1 for iou, xor, _ in self.masks_below_iou if iou < min_iou and xor > rounding_pixels)
 
 
 def compare_detections(ours: RawDetections, theirs: RawDetections, *, min_iou: float = 0.9) -> ParityReport:
@@ -271,13 +282,18 @@ def compare_detections(ours: RawDetections, theirs: RawDetections, *, min_iou: f
         pairs.append((int(t), o))
     box_diff = score_diff = 0.0
     mask_iou = 1.0
+    below: list[tuple[float, int, int]] = []
     for t, o in pairs:
         box_diff = max(box_diff, float(np.abs(theirs.boxes[t].astype(np.float64) - ours.boxes[o]).max()))
         score_diff = max(score_diff, float(abs(float(theirs.scores[t]) - float(ours.scores[o]))))
         if theirs.masks is not None and ours.masks is not None:
             union = np.logical_or(theirs.masks[t], ours.masks[o]).sum()
             inter = np.logical_and(theirs.masks[t], ours.masks[o]).sum()
-            mask_iou = min(mask_iou, 1.0 if union == 0 else float(inter) / float(union))
+            pair_iou = 1.0 if union == 0 else float(inter) / float(union)
+            mask_iou = min(mask_iou, pair_iou)
+            if pair_iou < 0.99:
+                xor = int(np.logical_xor(theirs.masks[t], ours.masks[o]).sum())
+                below.append((round(pair_iou, 6), xor, int(theirs.masks[t].sum())))
     matched_theirs = {t for t, _ in pairs}
     return ParityReport(
         num_ours=len(ours),
@@ -286,6 +302,7 @@ def compare_detections(ours: RawDetections, theirs: RawDetections, *, min_iou: f
         max_box_diff=box_diff,
         max_score_diff=score_diff,
         min_mask_iou=mask_iou,
+        masks_below_iou=tuple(below),
         unmatched_ours=tuple(int(i) for i in np.flatnonzero(~taken)),
         unmatched_theirs=tuple(i for i in range(len(theirs)) if i not in matched_theirs),
     )
