@@ -118,3 +118,15 @@ def test_default_bridge_loads_released_encoders_once_per_process(tmp_path, tower
     assert loads == ["imagebind_huge", "clip-vit-b32"] and first.report.n_pairs == 50
     again = default_bridge("linear", labels="esc50", cache_dir=tmp_path, progress=False)
     assert again is first and len(loads) == 2
+
+
+def test_trimmed_imagebind_text_path_matches_the_encoder(towers):
+    from audiodetic.bridge.fit import _encode_all, _trimmed_imagebind_text
+
+    names = load_labels("esc50")
+    fast = _trimmed_imagebind_text(towers[0])
+    assert fast is not None
+    np.testing.assert_allclose(fast(names[:16]), towers[0].encode(names[:16]).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_encode_all(towers[0], names, 16, False, "t"), towers[0].encode(names).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    assert _trimmed_imagebind_text(towers[1]) is None  # CLIP: encoded by its own path
