@@ -143,6 +143,7 @@ class ClipTextEncoder:
         self.device = torch.device(device)
         self._tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=int(model.context_length))
         self._fingerprint = fingerprint
+        self._trim_ok: bool | None = None
 
     # ----------------------------------------------------------------------------------------------- builders
     @classmethod
@@ -213,6 +214,16 @@ class ClipTextEncoder:
         """CLIP BPE token ids ``(B, context_length)`` int64 (no template applied)."""
         return self._tokenizer(list(_check_texts(texts)))
 
+    def _encode_trimmed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``encode_text`` on positions ``0 .. max(EOT)`` only: the causal trunk and the EOT read-out make the
+        later (padding) positions irrelevant, so this equals the full 77-position pass, several times faster."""
+        model = self.model
+        n = int(tokens.argmax(dim=-1).max()) + 1
+        x = model.token_embedding(tokens[:, :n]) + model.positional_embedding[:n]
+        x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:n, :n]))
+        x = x[torch.arange(x.shape[0], device=x.device), tokens.argmax(dim=-1)]
+        return x @ model.text_projection
+
     @torch.inference_mode()
     def encode(self, names: Sequence[str], *, template: bool = True, batch_size: int = 256) -> torch.Tensor:
         """Raw text-tower outputs ``(B, D)`` float32 on the CPU for ``names`` (templated unless ``template=False``)."""
@@ -220,7 +231,16 @@ class ClipTextEncoder:
         outputs = []
         for start in range(0, len(texts), batch_size):
             tokens = self.tokenize(texts[start:start + batch_size]).to(self.device)
-            outputs.append(self.model.encode_text(tokens).float().cpu())
+            if self._trim_ok is None:  # check the shortcut once against open_clip's own path
+                full = self.model.encode_text(tokens)
+                try:
+                    self._trim_ok = bool(torch.allclose(self._encode_trimmed(tokens), full, rtol=1e-4, atol=1e-4))
+                except Exception:  # an open_clip version with other internals: keep its own path
+                    self._trim_ok = False
+                outputs.append(full.float().cpu())
+                continue
+            out = self._encode_trimmed(tokens) if self._trim_ok else self.model.encode_text(tokens)
+            outputs.append(out.float().cpu())
         return torch.cat(outputs)
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:

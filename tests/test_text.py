@@ -98,3 +98,12 @@ def test_bad_inputs(tmp_path):
     torch.save({"weight": torch.zeros(2)}, other)
     with pytest.raises(CheckpointError, match="text tower"):
         read_clip_text_state_dict(other)
+
+
+def test_trimmed_pass_equals_full_pass(reference):
+    encoder = ClipTextEncoder.from_state_dict(dict(reference.state_dict()))
+    names = ["dog", "a very long name of some household object on a shelf", "x"]
+    first = encoder.encode(names)  # verifies the shortcut
+    assert encoder._trim_ok is True
+    torch.testing.assert_close(encoder.encode(names), first, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(first, _expected(reference, names), rtol=1e-5, atol=1e-5)
