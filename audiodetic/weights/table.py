@@ -23,10 +23,10 @@ from typing import Literal
 
 __all__ = ["ModelFile", "MODELS", "ModelKind", "find_model", "known_names", "suggest_names"]
 
-ModelKind = Literal["detector", "audio-text", "text"]
+ModelKind = Literal["detector", "audio-text", "audio", "text"]
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_KINDS = ("detector", "audio-text", "text")
+_KINDS = ("detector", "audio-text", "audio", "text")
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ class ModelFile:
         url: the publisher's download URL.
         filename: the file's name in the cache directory (unique across the table).
         licence: SPDX-style licence identifier of the weights.
-        kind: ``"detector"`` (Detic), ``"audio-text"`` (ImageBind: audio + text towers) or ``"text"`` (CLIP).
+        kind: ``"detector"`` (Detic), ``"audio-text"`` (ImageBind: audio + text towers), ``"audio"``
+            (Wav2CLIP: audio only) or ``"text"`` (CLIP).
         description: what the file holds, in one or two sentences.
         architecture: hint for loaders, e.g. ``"detic-c2-cascade/resnet50-21k"``, ``"imagebind-huge"``.
         aliases: short names accepted wherever a name is.
@@ -180,6 +181,17 @@ _ENTRIES: tuple[ModelFile, ...] = (
         architecture="clip-vit-b32",
         sha256="40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af",
         source="https://github.com/openai/CLIP",
+    ),
+    ModelFile(
+        name="wav2clip",
+        url="https://github.com/descriptinc/lyrebird-wav2clip/releases/download/v0.1.0-alpha/Wav2CLIP.pt",
+        filename="Wav2CLIP.pt",
+        licence="MIT",
+        kind="audio",
+        description="Wav2CLIP audio encoder (ResNet-18 on spectrograms) distilled into CLIP ViT-B/32's image "
+        "space: 512-d sound embeddings that need no bridge.",
+        architecture="wav2clip",
+        source="https://github.com/descriptinc/lyrebird-wav2clip",
     ),
 )
 
