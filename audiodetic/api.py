@@ -156,7 +156,9 @@ class AudiodeticModel:
 
     def _embed_prompts(self, audio: Mapping[str, list[Any]], text: Mapping[str, str]) -> Vocabulary:
         audio_encoder = self._audio_encoder.get() if audio else None
-        bridge = self._bridge.get() if audio and self._bridge.available else None  # None: encoder in CLIP space
+        # Encoders that already embed in a CLIP ViT-B/32 space (Wav2CLIP) need no bridge.
+        in_clip_space = getattr(audio_encoder, "space", "").startswith("clip-vit-b32")
+        bridge = self._bridge.get() if audio and self._bridge.available and not in_clip_space else None
         text_encoder = self._text_encoder.get() if text else None
         from audiodetic import prompts as prompt_lib
 
@@ -300,11 +302,20 @@ def _deferred_audio(weights: Any, device: str) -> Deferred | None:
         return None
 
     def build() -> Any:
+        if _is_wav2clip(weights):
+            from audiodetic.audio.wav2clip import Wav2ClipEncoder
+
+            return Wav2ClipEncoder.from_checkpoint(weights).to(device).eval()
         from audiodetic.audio.imagebind import ImageBindAudioEncoder
 
         return ImageBindAudioEncoder.from_checkpoint(weights).to(device).eval()
 
-    return Deferred(build, f"ImageBind audio tower from {weights}")
+    return Deferred(build, f"audio encoder from {weights}")
+
+
+def _is_wav2clip(weights: Any) -> bool:
+    """Whether audio weights name Wav2CLIP (the table name, or a file called ``Wav2CLIP*``) rather than ImageBind."""
+    return os.path.basename(os.fspath(weights)).lower().startswith("wav2clip")
 
 
 def _deferred_text(weights: Any, device: str) -> Deferred | None:
@@ -331,6 +342,8 @@ def _deferred_bridge(bridge: Any, model: AudiodeticModel, audio_weights: Any, te
             if not os.path.isfile(bridge):
                 raise FileNotFoundError(f"bridge: expected 'linear', 'retrieval' or a saved bridge file, got {bridge!r}")
             return bridge_lib.load_bridge(bridge)
+        if audio_weights is not None and _is_wav2clip(audio_weights):
+            return None  # Wav2CLIP embeds in CLIP ViT-B/32 space already
         from audiodetic.audio.imagebind import ImageBindTextEncoder
 
         clip_text = model.text_encoder() if text_weights is not None else None

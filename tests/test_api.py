@@ -174,3 +174,24 @@ def test_cuda_half_matches_cpu(vocab) -> None:
     cuda = model.detect(image, vocab, score_threshold=0.3)
     assert cuda.boxes.dtype == np.float32 and cuda.image_size == cpu.image_size
     assert abs(len(cuda) - len(cpu)) <= max(2, len(cpu) // 10)
+
+
+def test_wav2clip_weights_prompt_without_a_bridge(tmp_path) -> None:
+    """Audio weights named Wav2CLIP load the Wav2CLIP encoder; its CLIP-space sounds skip the bridge."""
+    pytest.importorskip("torchvision")
+    from test_wav2clip import _released_layout
+
+    from audiodetic.audio.wav2clip import Wav2ClipEncoder
+    from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
+
+    state, _, _ = _released_layout()
+    weights = tmp_path / "Wav2CLIP.pt"
+    torch.save(state, weights)
+    checkpoint = make_detic_checkpoint(tmp_path / "tiny.pth", "tiny")
+    model = audiodetic.load(checkpoint, audio_weights=weights, text_weights=None, bridge="linear")
+    bark = write_tone(tmp_path / "bark.wav", 300.0)
+    vocabulary = model.vocabulary({"bark": bark})
+    expected = Wav2ClipEncoder.from_checkpoint(weights).encode_sources([bark]).numpy()[0]
+    np.testing.assert_allclose(vocabulary.embeddings[0], expected / np.linalg.norm(expected), atol=1e-5)
+    with pytest.raises(ValueError, match="no bridge"):
+        model.bridge()  # none was fitted: Wav2CLIP sounds are in CLIP space already
