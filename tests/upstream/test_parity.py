@@ -101,16 +101,20 @@ def test_r50_matches_upstream_with_detic_coco_vocabulary(r50):
 
 
 def test_r50_reprompt_and_all_classes_match_upstream(r50):
-    """Our encode-once/classify-many path against a fresh upstream run per vocabulary, incl. all-classes mode."""
+    """Our encode-once/classify-many path against a fresh upstream run per vocabulary, incl. all-classes mode,
+    at Detic's real-time input size (640/640; a 400x600 picture becomes 427x640) to keep CI time down."""
+    from detectron2.data import transforms
+
     from audiodetic.predictor import Predictor
 
     _, predictor, detector = r50
-    image = ue.synthetic_image(480, 640, seed=3)
+    image = ue.synthetic_image(400, 600, seed=3)
     ours_predictor = Predictor(detector)
-    ours_predictor.set_image(image)
+    ours_predictor.set_image(image, input_size=(640, 640))
     vocabulary = _random_vocabulary(25, seed=4)
     ue.reset_upstream_vocabulary(predictor.model, vocabulary.embeddings)
-    roi_heads = predictor.model.roi_heads
+    roi_heads, default_resize = predictor.model.roi_heads, predictor.aug
+    predictor.aug = transforms.ResizeShortestEdge([640, 640], 640)  # = INPUT.MIN/MAX_SIZE_TEST 640
     try:
         for all_classes in (False, True):
             roi_heads.one_class_per_proposal = not all_classes
@@ -119,6 +123,7 @@ def test_r50_reprompt_and_all_classes_match_upstream(r50):
             _assert_parity(ours, theirs, min_matches=5)
     finally:
         roi_heads.one_class_per_proposal = True
+        predictor.aug = default_resize
 
 
 def test_swinb_matches_upstream_at_realtime_input_size():
