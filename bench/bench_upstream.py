@@ -20,8 +20,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,8 +87,8 @@ def bench_model(ue: Any, key: str, checkpoint: Path, threads: list[int], repeats
         t_ours, ours = _median_time(lambda: detector.detect(image, vocabulary), repeats)
         predictor = Predictor(detector)
         predictor.set_image(image)
-        t_prompt, _ = _median_time(lambda: predictor.predict(vocabulary), repeats)  # same vocabulary: same work
-        t_nomask, _ = _median_time(lambda: predictor.predict(vocabulary, with_masks=False), repeats)
+        t_prompt, _ = _median_time(lambda p=predictor: p.predict(vocabulary), repeats)  # same vocabulary: same work
+        t_nomask, _ = _median_time(lambda p=predictor: p.predict(vocabulary, with_masks=False), repeats)
         report = ue.compare_detections(ue.RawDetections.from_detections(ours), theirs)
         rows.append({
             "model": key, "threads": n, "upstream_s": t_up, "ours_s": t_ours, "ratio": t_ours / t_up,

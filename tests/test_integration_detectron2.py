@@ -128,7 +128,11 @@ def test_plugin_installs_what_detics_reset_cls_test_installs(r50):
 
 @needs_upstream
 def test_swap_undo_and_repeat_restore_the_original_and_clean_the_catalog(r50):
-    from audiodetic.integrations.detectron2 import install_vocabulary, installed_vocabulary, restore_classifier
+    from audiodetic.integrations.detectron2 import (
+        install_vocabulary,
+        installed_vocabulary,
+        restore_classifier,
+    )
     from audiodetic.vocabulary import Vocabulary
 
     up = ue.import_upstream()

@@ -30,8 +30,9 @@ import itertools
 import os
 import threading
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ __all__ = ["InstalledVocabulary", "find_detic_model", "install_vocabulary", "ins
 
 _LOCK = threading.RLock()
 _COUNTER = itertools.count()
-_STATES: "weakref.WeakKeyDictionary[Any, _ModelState]" = weakref.WeakKeyDictionary()
+_STATES: weakref.WeakKeyDictionary[Any, _ModelState] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -59,7 +60,7 @@ class _ModelState:
     originals: list[_OriginalWeight]
     num_classes: Any
     holders: dict[int, tuple[Any, Any]] = field(default_factory=dict)  # id -> (weakref to holder, its metadata)
-    active: "InstalledVocabulary | None" = None
+    active: InstalledVocabulary | None = None
 
 
 @dataclass(eq=False)
@@ -97,10 +98,10 @@ class InstalledVocabulary:
                 restore_classifier(model)
             _forget_metadata(self.metadata_name)
 
-    def __enter__(self) -> "InstalledVocabulary":
+    def __enter__(self) -> InstalledVocabulary:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.undo()
 
 
@@ -187,7 +188,7 @@ def _record_original(module: Any) -> _OriginalWeight:
 def _set_weight(module: Any, value: Any, kind: str, persistent: bool) -> None:
     delattr(module, "zs_weight")
     if kind == "parameter" or kind == "attribute":
-        setattr(module, "zs_weight", value)  # a Parameter re-registers itself, a plain tensor stays an attribute
+        module.zs_weight = value  # a Parameter re-registers itself, a plain tensor stays an attribute
     else:
         module.register_buffer("zs_weight", value, persistent=persistent)
 

@@ -23,7 +23,8 @@ import copy
 import importlib.util
 import sys
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _APPLIED = False
 
@@ -158,19 +159,18 @@ def import_upstream() -> types.SimpleNamespace:
     placeholders = _placeholder_modules()
     sys.modules.update(placeholders)
     try:
+        import centernet  # noqa: F401  (registers CenterNet modules)
         import detectron2
+        import detic  # noqa: F401  (registers Detic modules)
+        from centernet.config import add_centernet_config
+        from detectron2.checkpoint import DetectionCheckpointer
         from detectron2.config import get_cfg
+        from detectron2.data import MetadataCatalog
         from detectron2.engine.defaults import DefaultPredictor
         from detectron2.modeling import build_model
-        from detectron2.checkpoint import DetectionCheckpointer
-        from detectron2.data import MetadataCatalog
-
-        import centernet  # noqa: F401  (registers CenterNet modules)
-        from centernet.config import add_centernet_config
-        import detic  # noqa: F401  (registers Detic modules)
+        from detic import predictor as detic_predictor
         from detic.config import add_detic_config
         from detic.modeling.utils import reset_cls_test
-        from detic import predictor as detic_predictor
     finally:
         for name, module in placeholders.items():
             if sys.modules.get(name) is module:

@@ -162,7 +162,7 @@ class RawDetections:
         return int(self.scores.shape[0])
 
     @classmethod
-    def from_instances(cls, instances: Any) -> "RawDetections":
+    def from_instances(cls, instances: Any) -> RawDetections:
         instances = instances.to("cpu")
         masks = instances.pred_masks.numpy().astype(bool) if instances.has("pred_masks") else None
         return cls(
@@ -173,7 +173,7 @@ class RawDetections:
         )
 
     @classmethod
-    def from_detections(cls, detections: Any) -> "RawDetections":
+    def from_detections(cls, detections: Any) -> RawDetections:
         masks = None if detections.masks is None else np.asarray(detections.masks, bool)
         return cls(
             boxes=np.asarray(detections.boxes, np.float32),
