@@ -115,6 +115,11 @@ def setup_cfg(config_file: str, opts: Sequence[str], confidence_threshold: float
     add_detic_config(cfg)
     cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
+    if "MODEL.DEVICE" not in opts:
+        import torch
+
+        if not torch.cuda.is_available():
+            cfg.MODEL.DEVICE = "cpu"  # detectron2 defaults to CUDA; demo.py users pass MODEL.DEVICE cpu themselves
     cfg.MODEL.RETINANET.SCORE_THRESH_TEST = confidence_threshold
     cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = confidence_threshold
     cfg.MODEL.PANOPTIC_FPN.COMBINE.INSTANCES_CONFIDENCE_THRESH = confidence_threshold
