@@ -197,3 +197,19 @@ def test_full_size_audio_tower_from_a_released_layout_file(tmp_path):
     assert audio.config == AudioTowerConfig.huge()
     out = audio.encode(imagebind_audio_input(tone(2.0, 16000), 16000)[None])
     assert out.shape == (1, 1024) and 0 < float(out.norm()) <= 20.0 + 1e-4
+
+
+def test_only_the_towers_own_tensors_are_read():
+    class Recording(dict):
+        def __init__(self, *args: object) -> None:
+            super().__init__(*args)
+            self.read: set[str] = set()
+
+        def __getitem__(self, key: str) -> torch.Tensor:
+            self.read.add(key)
+            return super().__getitem__(key)
+
+    for cls, modality in ((ImageBindAudioEncoder, "audio"), (ImageBindTextEncoder, "text")):
+        state = Recording(imagebind_state_dict())
+        tower = cls.from_state_dict(state)
+        assert state.read == set(checkpoint_key_map(modality, tower.config.depth).values())
