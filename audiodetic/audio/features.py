@@ -248,6 +248,11 @@ def _features_from_reader(reader: AudioReader, downmix: bool, upstream_inplace: 
         block = _read_resampled(reader, g_lo, g_hi).to(torch.float32)
         for lo, hi in group:
             view = block[:, lo - g_lo : hi - g_lo]
+            if view.shape[1] < FRAME_LENGTH:  # the header promised more frames than the decoder delivered
+                raise AudioDecodeError(
+                    f"{reader.name}: decoding stopped early (the header claims {info.duration:.2f} s, nothing "
+                    f"decodable at {lo / SAMPLE_RATE:.2f} s); the file is truncated or corrupt"
+                )
             if upstream_inplace:
                 view -= view.mean()
                 clip = view

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from fractions import Fraction
 
@@ -214,3 +215,13 @@ def test_batch_and_sources(tmp_path):
     torch.testing.assert_close(batch[0], batch[1], atol=0.0, rtol=0.0)
     with pytest.raises(ValueError, match="no audio sources"):
         imagebind_audio_batch([])
+
+
+def test_truncated_files_fail_clearly_or_use_what_decodes():
+    buffer = io.BytesIO()
+    sf.write(buffer, tone(10.0, 44100), 44100, format="MP3")
+    with pytest.raises(AudioDecodeError, match="truncated or corrupt"):
+        load_imagebind_audio(buffer.getvalue()[: len(buffer.getvalue()) // 3])  # header still claims 10 s
+    wav = io.BytesIO()
+    sf.write(wav, tone(10.0, 16000), 16000, format="WAV")
+    assert load_imagebind_audio(wav.getvalue()[:1000]).shape == (3, 1, 128, 204)  # WAV: length from the data
