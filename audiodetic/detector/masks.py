@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from audiodetic.detector.kernels import Conv3x3
 
 
 class MaskHead(nn.Module):
@@ -19,14 +22,41 @@ class MaskHead(nn.Module):
         super().__init__()
         self.num_convs = num_convs
         for index in range(1, num_convs + 1):
-            self.add_module(f"mask_fcn{index}", nn.Conv2d(channels, channels, 3, padding=1))
+            self.add_module(f"mask_fcn{index}", Conv3x3(channels, channels))
         self.deconv = nn.ConvTranspose2d(channels, channels, 2, stride=2)
         self.predictor = nn.Conv2d(channels, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for index in range(1, self.num_convs + 1):
-            x = torch.relu(getattr(self, f"mask_fcn{index}")(x))
-        return self.predictor(torch.relu(self.deconv(x)))
+            x = getattr(self, f"mask_fcn{index}")(x).relu_()
+        return self.upsample_and_predict(x)
+
+    def upsample_and_predict(self, x: torch.Tensor) -> torch.Tensor:
+        """``predictor(relu(deconv(x)))`` for ``(M, C, S, S)`` ``x`` -> ``(M, 1, 2S, 2S)`` logits, as two matrix products.
+
+        A 2x2/stride-2 transposed convolution writes each input pixel to its own 2x2 output block:
+        ``out[m, o, 2i+a, 2j+b] = bias[o] + sum_c x[m, c, i, j] * W[c, o, a, b]``; so it is one GEMM of the
+        ``(M*S*S, C)`` pixels with ``W`` as ``(C, 4*O)``, and the 1x1 predictor is a second one over ``O`` — no
+        ``(M, O, 2S, 2S)`` map is laid out in NCHW. Same values as the convolutions up to float summation order
+        (~1e-6 on the logits); about 2x faster on CPU than oneDNN's transposed convolution.
+        """
+        deconv, predictor = self.deconv, self.predictor
+        if deconv.kernel_size != (2, 2) or deconv.stride != (2, 2) or deconv.padding != (0, 0) or deconv.groups != 1:
+            return predictor(torch.relu(deconv(x)))
+        count, channels, height, width = x.shape
+        out_channels = deconv.out_channels
+        pixels = x.permute(0, 2, 3, 1).reshape(-1, channels)  # (M*S*S, C)
+        weight = deconv.weight.permute(0, 2, 3, 1).reshape(channels, 4 * out_channels)  # columns (a, b, o)
+        upsampled = torch.mm(pixels, weight).view(-1, 4, out_channels)
+        if deconv.bias is not None:
+            upsampled += deconv.bias
+        upsampled.relu_()
+        logits = torch.matmul(upsampled, predictor.weight.reshape(predictor.out_channels, out_channels).t())
+        if predictor.bias is not None:
+            logits += predictor.bias
+        # (M, S, S, a, b, K) -> (M, K, S, a, S, b) = (M, K, 2S, 2S)
+        logits = logits.view(count, height, width, 2, 2, -1).permute(0, 5, 1, 3, 2, 4)
+        return logits.reshape(count, -1, 2 * height, 2 * width)
 
 
 def _paste_one(mask: torch.Tensor, box: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, int, int]:
@@ -61,7 +91,10 @@ def paste_masks(
     False). The loop runs over final detections only (at most ``detections_per_image``).
     """
     height, width = image_size
-    out = torch.zeros((masks.shape[0], height, width), dtype=torch.bool, device=masks.device)
+    if masks.device.type == "cpu":  # calloc'd: untouched pages cost nothing (most of each mask is outside its box)
+        out = torch.from_numpy(np.zeros((masks.shape[0], height, width), dtype=np.bool_))
+    else:
+        out = torch.zeros((masks.shape[0], height, width), dtype=torch.bool, device=masks.device)
     boxes = boxes.float()
     for index in range(masks.shape[0]):
         region, y0, x0 = _paste_one(masks[index], boxes[index], height, width)
