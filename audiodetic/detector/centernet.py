@@ -39,7 +39,7 @@ class CenterNetHead(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for _ in range(num_convs):
-            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(gn_groups, channels), nn.ReLU()]
+            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(gn_groups, channels), nn.ReLU(inplace=True)]
         self.bbox_tower = nn.Sequential(*layers)
         self.bbox_pred = nn.Conv2d(channels, 4, 3, padding=1)
         self.scales = nn.ModuleList(Scale() for _ in range(num_levels))

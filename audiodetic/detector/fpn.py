@@ -68,7 +68,7 @@ class FPN(nn.Module):
         outputs = [self.output_convs[2](merged)]
         for level in (1, 0):
             lateral = self.lateral_convs[level](features[level])
-            merged = lateral + upsample_to(merged, lateral.shape[-2:])
+            merged = lateral.add_(upsample_to(merged, lateral.shape[-2:]))  # lateral is a temporary
             outputs.insert(0, self.output_convs[level](merged))
         p6 = self.p6(outputs[-1])
         p7 = self.p7(F.relu(p6))

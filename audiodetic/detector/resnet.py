@@ -40,8 +40,54 @@ class FrozenBatchNorm2d(nn.Module):
             x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
         )
 
+    def forward_(self, x: Tensor) -> Tensor:
+        """``forward`` computed into ``x`` itself (same kernel, bit-identical values) when no autograd is involved.
+
+        Skips allocating a fresh output map: on CPU that allocation (page faults on every call) is most of a
+        frozen BN's cost, ~8x its arithmetic. Only for temporaries the caller owns (a convolution's output).
+        """
+        if torch.is_grad_enabled() or x.requires_grad or not x.is_contiguous() or _has_hooks(self):
+            return self(x)
+        torch.ops.aten.native_batch_norm.out(
+            x, self.weight, self.bias, self.running_mean, self.running_var, False, 0.0, self.eps,
+            out=x, save_mean=x.new_empty(0), save_invstd=x.new_empty(0),
+        )
+        return x
+
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    """Forward (pre-)hooks on ``module`` or global ones: ``forward_`` then goes through ``__call__`` to run them."""
+    from torch.nn.modules import module as module_globals
+
+    return bool(
+        module._forward_pre_hooks or module._forward_hooks
+        or module_globals._global_forward_pre_hooks or module_globals._global_forward_hooks
+    )
+
+
+def _norm_(norm: nn.Module, x: Tensor) -> Tensor:
+    """Apply a frozen BN in place on the temporary ``x`` (or whatever ``fold_frozen_bn`` left: ``Identity``)."""
+    return norm.forward_(x) if isinstance(norm, FrozenBatchNorm2d) else norm(x)
+
+
+def max_pool_3x3_s2(x: Tensor) -> Tensor:
+    """``F.max_pool2d(x, 3, stride=2, padding=1)`` as two separable strided maxima (exactly equal: max is exact).
+
+    About 3x faster on CPU than the pooling kernel, which also computes argmax indices it then discards.
+    ``x``: ``(B, C, H, W)`` float; output ``(B, C, ceil(H/2), ceil(W/2))``.
+    """
+    if torch.is_grad_enabled() and x.requires_grad:
+        return F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+    height, width = x.shape[-2:]
+    out_h, out_w = (height + 1) // 2, (width + 1) // 2
+    padded = F.pad(x, (1, 1, 1, 1), value=float("-inf"))
+    columns = torch.maximum(padded[..., 0 : 2 * out_w : 2], padded[..., 1 : 2 * out_w + 1 : 2])
+    columns = torch.maximum(columns, padded[..., 2 : 2 * out_w + 2 : 2])
+    rows = torch.maximum(columns[..., 0 : 2 * out_h : 2, :], columns[..., 1 : 2 * out_h + 1 : 2, :])
+    return torch.maximum(rows, columns[..., 2 : 2 * out_h + 2 : 2, :])
 
 
 class Bottleneck(nn.Module):
@@ -69,10 +115,10 @@ class Bottleneck(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        y = F.relu(self.bn2(self.conv2(y)), inplace=True)
-        y = self.bn3(self.conv3(y))
+        shortcut = x if self.downsample is None else _norm_(self.downsample[1], self.downsample[0](x))
+        y = F.relu(_norm_(self.bn1, self.conv1(x)), inplace=True)
+        y = F.relu(_norm_(self.bn2, self.conv2(y)), inplace=True)
+        y = _norm_(self.bn3, self.conv3(y))
         y += shortcut
         return F.relu(y, inplace=True)
 
@@ -150,8 +196,8 @@ class ResNetBackbone(nn.Module):
             setattr(owner, bn_name, nn.Identity())
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        x = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
+        x = F.relu(_norm_(self.bn1, self.conv1(x)), inplace=True)
+        x = max_pool_3x3_s2(x)
         x = self.layer1(x)
         c3 = self.layer2(x)
         c4 = self.layer3(c3)
