@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torchvision.ops import batched_nms
 
+from audiodetic.detector.kernels import Conv3x3
+
 
 class Scale(nn.Module):
     """One learnable scalar multiplying the regression output of one pyramid level (``scale`` shape ``(1,)``)."""
@@ -39,7 +41,7 @@ class CenterNetHead(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for _ in range(num_convs):
-            layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(gn_groups, channels), nn.ReLU(inplace=True)]
+            layers += [Conv3x3(channels, channels), nn.GroupNorm(gn_groups, channels), nn.ReLU(inplace=True)]
         self.bbox_tower = nn.Sequential(*layers)
         self.bbox_pred = nn.Conv2d(channels, 4, 3, padding=1)
         self.scales = nn.ModuleList(Scale() for _ in range(num_levels))

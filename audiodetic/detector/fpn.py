@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiodetic.detector.kernels import Conv3x3
+
 __all__ = ["FPN", "upsample_to"]
 
 
@@ -54,7 +56,7 @@ class FPN(nn.Module):
         self.out_channels = int(out_channels)
         self.lateral_convs = nn.ModuleList(nn.Conv2d(c, out_channels, kernel_size=1) for c in in_channels)
         self.output_convs = nn.ModuleList(
-            nn.Conv2d(out_channels, out_channels, kernel_size=3, padding=1) for _ in in_channels
+            Conv3x3(out_channels, out_channels) for _ in in_channels
         )
         self.p6 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=2, padding=1)
         self.p7 = nn.Conv2d(out_channels, out_channels, kernel_size=3, stride=2, padding=1)

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiodetic.detector.kernels import Conv3x3
+
 __all__ = ["FrozenBatchNorm2d", "Bottleneck", "ResNetBackbone"]
 
 
@@ -103,7 +105,10 @@ class Bottleneck(nn.Module):
         out_channels = planes * self.expansion
         self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=1, bias=False)
         self.bn1: nn.Module = FrozenBatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        if stride == 1:  # same parameters; NNPACK's Winograd path on large maps (kernels.py)
+            self.conv2: nn.Conv2d = Conv3x3(planes, planes, bias=False)
+        else:
+            self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
         self.bn2 = FrozenBatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, out_channels, kernel_size=1, bias=False)
         self.bn3 = FrozenBatchNorm2d(out_channels)
