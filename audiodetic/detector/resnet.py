@@ -7,6 +7,12 @@ This module keeps timm's parameter names inside the backbone (``conv1``, ``bn1``
 
 Inference only: every parameter is frozen and there is no classifier (the unused timm ``fc`` head of
 the checkpoint is dropped by the converter and never computed).
+
+Speed (CPU): frozen BNs are computed into their convolution's output (``FrozenBatchNorm2d.forward_``, same
+kernel, bit-identical) and the stem's max pool is two separable strided maxima (exact); the stride-1 3x3
+convolutions are ``kernels.Conv3x3`` (NNPACK Winograd; float rounding only, see ``kernels``; bit-exact with
+``AUDIODETIC_NNPACK=0``). ``fold_frozen_bn`` remains available but is not applied by default: after the in-place BN
+it saves little, and it changes outputs by rounding like Winograd does.
 """
 
 from __future__ import annotations

@@ -144,7 +144,10 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+        hidden = self.fc1(x)
+        if torch.is_grad_enabled() and hidden.requires_grad:
+            return self.fc2(F.gelu(hidden))
+        return self.fc2(torch.ops.aten.gelu_(hidden))  # same kernel in place: no second 4C-wide map
 
 
 class SwinBlock(nn.Module):
@@ -165,8 +168,12 @@ class SwinBlock(nn.Module):
         y = F.pad(self.norm1(x).view(b, h * w, c), (0, 0, 0, 1))  # zero row = padding after LN1
         windows = y.index_select(1, layout.gather).view(b, layout.num_windows, -1, c)
         y = self.attn(windows, shift_mask if self.shift else None).view(b, -1, c)
-        x = x + y.index_select(1, layout.scatter).view(b, h, w, c)
-        return x + self.mlp(self.norm2(x))
+        if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+            x = x + y.index_select(1, layout.scatter).view(b, h, w, c)
+            return x + self.mlp(self.norm2(x))
+        # same sums (IEEE addition commutes), accumulated into the fresh tensors instead of new ones
+        x = y.index_select(1, layout.scatter).view(b, h, w, c).add_(x)
+        return self.mlp(self.norm2(x)).add_(x)
 
 
 class PatchMerging(nn.Module):
