@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nmodel threads upstream_s ours_s ratio target reprompt_ratio identical mask_mismatches")
     for r in rows:
         print(f"{r['model']:5s} {r['threads']:7d} {r['upstream_s']:10.2f} {r['ours_s']:6.2f} {r['ratio']:5.2f} "
-              f"{r['target']:6.2f} {r['reprompt_ratio']:14.3f} {str(r['identical']):9s} {r['mask_mismatches']}")
+              f"{r['target']:6.2f} {r['reprompt_ratio']:14.3f} {r['identical']!s:9s} {r['mask_mismatches']}")
     if args.json is not None:
         args.json.write_text(json.dumps({"versions": ue.upstream_versions(), "rows": rows}, indent=2))
     return 0

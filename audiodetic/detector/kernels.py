@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Conv3x3", "nnpack_enabled", "MIN_PIXELS", "MIN_BATCH"]
+__all__ = ["MIN_BATCH", "MIN_PIXELS", "Conv3x3", "conv3x3", "nnpack_enabled"]
 
 MIN_PIXELS = 1500
 MIN_BATCH = 16
