@@ -158,3 +158,19 @@ def test_boxsup_layout_matches_upstream_at_small_input():
     theirs = ue.upstream_detect(predictor, image)
     ours = detector.detect(image, vocabulary, score_threshold=0.3, input_size=(320, 320))
     _assert_parity(ours, theirs, min_matches=3)
+
+
+def test_r50_exact_path_meets_the_strict_contract(r50, monkeypatch):
+    """With the Winograd convolutions off (``AUDIODETIC_NNPACK=0``) the arithmetic is upstream's: boxes and scores
+    equal upstream's exactly and every mask meets IoU >= 0.99 with no rounding allowance (the default fast path
+    may flip single boundary pixels of tiny masks; see audiodetic/detector/kernels.py)."""
+    monkeypatch.setenv("AUDIODETIC_NNPACK", "0")
+    _, predictor, detector = r50
+    image = ue.synthetic_image(400, 600, seed=11)
+    vocabulary = _random_vocabulary(20, seed=12)
+    ue.reset_upstream_vocabulary(predictor.model, vocabulary.embeddings)
+    theirs = ue.upstream_detect(predictor, image)
+    ours = detector.detect(image, vocabulary, score_threshold=0.3)
+    report = _assert_parity(ours, theirs, min_matches=5)
+    assert report.max_box_diff == 0.0 and report.max_score_diff == 0.0, report.summary()
+    assert report.min_mask_iou >= MASK_IOU_MIN, report.summary()
