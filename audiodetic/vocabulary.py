@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -44,9 +44,9 @@ class Vocabulary:
     names: tuple[str, ...]
     embeddings: np.ndarray
     space: str = DETECTOR_SPACE
-    normalize: bool = True
+    normalize: InitVar[bool] = True
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, normalize: bool) -> None:
         if isinstance(self.names, str):
             raise VocabularyError("Vocabulary names must be a sequence of strings, not one string")
         names = tuple(self.names)
@@ -74,7 +74,7 @@ class Vocabulary:
         if np.any(norms < 1e-8):
             bad = [names[i] for i in np.flatnonzero(norms < 1e-8)[:5]]
             raise VocabularyError(f"Vocabulary embeddings must not be zero vectors; zero rows: {bad}")
-        if self.normalize:
+        if normalize:
             # Rows already of unit norm keep their exact values, so select/concat/save/load are bit-exact.
             off = np.abs(norms - 1.0) > 1e-6
             embeddings = np.array(embeddings, np.float32)
@@ -87,7 +87,6 @@ class Vocabulary:
             raise VocabularyError(f"Vocabulary space must be a non-empty string, got {self.space!r}")
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "embeddings", embeddings)
-        object.__setattr__(self, "normalize", True)
 
     # -- basics ---------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -214,9 +213,7 @@ class Vocabulary:
             names = [f"class_{i}" for i in range(matrix.shape[0])]
         elif len(names) != matrix.shape[0]:
             raise VocabularyError(f"{path} has {matrix.shape[0]} rows but {len(names)} names were given")
-        if space is None:
-            space = DETECTOR_SPACE if matrix.shape[1] == 512 else f"unknown-{matrix.shape[1]}d"
-        return cls(tuple(names), matrix, space=space)
+        return cls(tuple(names), matrix, space=space or default_space(matrix.shape[1]))
 
     def to_npy(self, path: str | os.PathLike[str]) -> Path:
         """Write the ``(C, D)`` matrix in Detic's ``.npy`` format (names are not stored)."""
@@ -244,5 +241,9 @@ def as_vocabulary(value: Any, names: Sequence[str] | None = None) -> Vocabulary:
         raise VocabularyError(f"a vocabulary matrix must be (C, D), got shape {matrix.shape}")
     if names is None:
         names = [f"class_{i}" for i in range(matrix.shape[0])]
-    space = DETECTOR_SPACE if matrix.shape[1] == 512 else f"unknown-{matrix.shape[1]}d"
-    return Vocabulary(tuple(names), matrix, space=space)
+    return Vocabulary(tuple(names), matrix, space=default_space(matrix.shape[1]))
+
+
+def default_space(dim: int) -> str:
+    """The space assumed for a bare ``(C, dim)`` matrix: the detector space when ``dim == 512``."""
+    return DETECTOR_SPACE if dim == 512 else f"unknown-{dim}d"
