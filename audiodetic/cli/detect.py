@@ -159,22 +159,6 @@ def expand_images(items: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def read_image(path: str | os.PathLike[str]) -> Any:
-    """An image file as ``(H, W, 3)`` uint8 RGB (EXIF orientation applied, as detectron2's ``read_image``)."""
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
-        raise ValueError(f"cannot read {path} as an image: {error}") from None
-
-
 def check_images_readable(paths: Sequence[Path]) -> None:
     """Open every image's header before any model loads, so a bad file fails in seconds, naming the file."""
     from PIL import Image, UnidentifiedImageError
@@ -241,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from audiodetic import api
+    from audiodetic.inputs import as_rgb_array
 
     model = api.load(args.detector, device=args.device, half=args.half, audio_weights=args.audio_weights,
                      text_weights=args.text_weights, bridge=args.bridge)
@@ -251,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(list(zip(images, drawings)), desc="detect", unit="image", file=sys.stderr,
                disable=True if args.no_progress or len(images) < 2 else None)
     for image_path, drawing in bar:
-        pixels = read_image(image_path)
+        pixels = as_rgb_array(image_path)  # EXIF orientation applied, as detectron2 reads images
         predictor.set_image(pixels, input_size=input_size)
         detections = predictor.predict(vocabulary, score_threshold=args.score_threshold,
                                        all_classes=args.all_classes, with_masks=not args.no_masks,
