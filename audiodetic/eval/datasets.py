@@ -152,14 +152,10 @@ class EvalDataset:
     def load_image(self, image_id: int) -> np.ndarray:
         """The image as an ``(H, W, 3)`` uint8 RGB array, EXIF orientation applied (as detectron2 reads images for
         evaluation); its size must match the annotation record."""
-        from PIL import Image, ImageOps
+        from audiodetic.inputs import as_rgb_array
 
         path = self.image_path(image_id)
-        try:
-            with Image.open(path) as image:
-                array = np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.uint8)
-        except OSError as error:
-            raise ValueError(f"cannot read image {path}: {error}") from None
+        array = as_rgb_array(path, argument=f"image {image_id}")
         record = self.image_record(image_id)
         expected = (int(record.get("height") or array.shape[0]), int(record.get("width") or array.shape[1]))
         if array.shape[:2] != expected:
