@@ -201,17 +201,35 @@ def _audio_input(source: Any) -> Any:
     return str(source) if isinstance(source, Path) else source
 
 
+def _cache_keys(kind: str, encoder: Any, items: Sequence[Any], hashes: dict[int, str] | None) -> list[tuple[str, str]]:
+    """``(encoder_id, kind:content_hash)`` per item. ``hashes`` memoises hashes by ``id(item)`` for the length of one
+    :func:`build_vocabulary` call (whose prompts keep the items alive), so a file is read and hashed once, not again
+    when each prompt is resolved."""
+    eid = encoder_id(encoder)
+    if hashes is None:
+        return [(eid, f"{kind}:{content_hash(item)}") for item in items]
+    for item in items:
+        if id(item) not in hashes:
+            hashes[id(item)] = content_hash(item)
+    return [(eid, f"{kind}:{hashes[id(item)]}") for item in items]
+
+
 def encode_sounds(sources: Sequence[Any], audio_encoder: Any, *, cache: EmbeddingCache | None = None) -> np.ndarray:
     """Raw audio-encoder embeddings ``(A, D)`` float32 of ``sources``, in order, through the cache."""
+    return _encode_sounds(sources, audio_encoder, cache, None)
+
+
+def _encode_sounds(sources: Sequence[Any], audio_encoder: Any, cache: EmbeddingCache | None,
+                   hashes: dict[int, str] | None) -> np.ndarray:
+    """:func:`encode_sounds`; with a ``hashes`` memo the sources are ``Sound.sources`` (already checked)."""
     if audio_encoder is None:
         raise ValueError("sound prompts need an audio encoder (audio_encoder=...)")
     if not hasattr(audio_encoder, "encode_sources"):
         raise TypeError(f"{type(audio_encoder).__name__} has no encode_sources(sources) method")
-    checked = [_check_source(s) for s in sources]
+    checked = list(sources) if hashes is not None else [_check_source(s) for s in sources]
     if not checked:
         raise ValueError("no sound sources given")
-    eid = encoder_id(audio_encoder)
-    keys = [(eid, "audio:" + content_hash(s)) for s in checked]
+    keys = _cache_keys("audio", audio_encoder, checked, hashes)
     rows = (DEFAULT_CACHE if cache is None else cache).get_many(
         keys, checked, lambda items: audio_encoder.encode_sources([_audio_input(s) for s in items]))
     return np.stack(rows)
@@ -230,13 +248,18 @@ def encode_texts(texts: Sequence[str], text_encoder: Any, *, cache: EmbeddingCac
 
 def encode_images(images: Sequence[Any], image_encoder: Any, *, cache: EmbeddingCache | None = None) -> np.ndarray:
     """Raw image-encoder embeddings ``(I, D)`` float32 (``image_encoder.encode(images)``), through the cache."""
+    return _encode_images(images, image_encoder, cache, None)
+
+
+def _encode_images(images: Sequence[Any], image_encoder: Any, cache: EmbeddingCache | None,
+                   hashes: dict[int, str] | None) -> np.ndarray:
+    """:func:`encode_images`; with a ``hashes`` memo the images are ``Image.images`` (already checked/converted)."""
     if image_encoder is None:
         raise ValueError("image prompts need an image encoder (image_encoder=ClipImageEncoder...)")
-    checked = [_check_image(im) for im in images]
+    checked = list(images) if hashes is not None else [_check_image(im) for im in images]
     if not checked:
         raise ValueError("no images given")
-    eid = encoder_id(image_encoder)
-    keys = [(eid, "image:" + content_hash(im)) for im in checked]
+    keys = _cache_keys("image", image_encoder, checked, hashes)
     store = DEFAULT_CACHE if cache is None else cache
     return np.stack(store.get_many(keys, checked, lambda items: image_encoder.encode(
         [str(im) if isinstance(im, Path) else im for im in items])))
@@ -253,10 +276,11 @@ class _Resolver:
     """Turns prompts into detector-space unit vectors (after the encoders have filled the cache)."""
 
     def __init__(self, audio_encoder: Any, bridge: Any, text_encoder: Any, average: str,
-                 cache: EmbeddingCache, image_encoder: Any = None) -> None:
+                 cache: EmbeddingCache, image_encoder: Any = None, hashes: dict[int, str] | None = None) -> None:
         self.audio_encoder, self.bridge, self.text_encoder = audio_encoder, bridge, text_encoder
         self.image_encoder = image_encoder
         self.average, self.cache = average, cache
+        self.hashes = {} if hashes is None else hashes  # content hashes by id(source), shared with the encode pass
 
     def audio_to_detector(self, x: np.ndarray, space: str) -> np.ndarray:
         """``(B, D)`` audio-space rows -> ``(B, 512)`` unit rows (bridged unless already in a CLIP space)."""
@@ -276,13 +300,13 @@ class _Resolver:
         if isinstance(prompt, Text):
             return _unit(encode_texts([prompt.text], self.text_encoder, cache=self.cache)[0])
         if isinstance(prompt, Sound):
-            raw = encode_sounds(prompt.sources, self.audio_encoder, cache=self.cache)
+            raw = _encode_sounds(prompt.sources, self.audio_encoder, self.cache, self.hashes)
             space = getattr(self.audio_encoder, "space", "imagebind")
             if self.average == "audio":
                 return _unit(self.audio_to_detector(_unit(raw).mean(axis=0, keepdims=True), space)[0])
             return _unit(self.audio_to_detector(_unit(raw), space).mean(axis=0))
         if isinstance(prompt, Image):
-            raw = encode_images(prompt.images, self.image_encoder, cache=self.cache)
+            raw = _encode_images(prompt.images, self.image_encoder, self.cache, self.hashes)
             space = getattr(self.image_encoder, "space", "unknown")
             if space not in _DIRECT_SPACES:
                 raise ValueError(f"image embeddings in the {space!r} space cannot be used in the detector space")
@@ -354,12 +378,13 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
     sources = [s for leaf in leaves if isinstance(leaf, Sound) for s in leaf.sources]
     texts = list(dict.fromkeys(leaf.text for leaf in leaves if isinstance(leaf, Text)))
     pictures = [im for leaf in leaves if isinstance(leaf, Image) for im in leaf.images]
+    hashes: dict[int, str] = {}  # the sources are hashed here once; resolving the prompts reuses the hashes
     if sources:
-        encode_sounds(sources, audio_encoder, cache=cache)
+        _encode_sounds(sources, audio_encoder, cache, hashes)
     if texts:
         encode_texts(texts, text_encoder, cache=cache)
     if pictures:
-        encode_images(pictures, image_encoder, cache=cache)
+        _encode_images(pictures, image_encoder, cache, hashes)
     if isinstance(bridge, (str, os.PathLike)):
         bridged = [leaf for leaf in leaves if isinstance(leaf, Sound) or
                    (isinstance(leaf, Embedding) and leaf.space not in _DIRECT_SPACES)]
@@ -369,7 +394,7 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
             bridge = default_bridge(bridge, audio_encoder=audio_encoder)
         else:
             bridge = None
-    resolver = _Resolver(audio_encoder, bridge, text_encoder, average, cache, image_encoder)
+    resolver = _Resolver(audio_encoder, bridge, text_encoder, average, cache, image_encoder, hashes)
     rows = [resolver.vector(prompt) for _, prompt in named]
     dims = {len(r) for r in rows}
     if len(dims) != 1:
