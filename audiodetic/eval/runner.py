@@ -162,12 +162,11 @@ def predict_variants(detector: Any, image: np.ndarray, variants: Mapping[str, Va
         for key, value in (("all_classes", all_classes), ("with_masks", with_masks)):
             if _accepts(detector.classify, key):
                 options[key] = value
-        device = next(iter(detector.parameters())).device if hasattr(detector, "parameters") else "cpu"
         with torch.inference_mode():
             encoding = detector.encode(image, **encode_options)
             for name, variant in variants.items():
-                outputs[name] = detector.classify(encoding, variant.vocabulary.as_tensor(device),
-                                                  names=variant.vocabulary.names, **options)
+                # classify takes the Vocabulary itself (names included) and moves it to the detector's device
+                outputs[name] = detector.classify(encoding, variant.vocabulary, **options)
         return outputs
     for key, value in (("all_classes", all_classes), ("with_masks", with_masks)):
         if _accepts(detector.detect, key):
