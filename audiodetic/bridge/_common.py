@@ -142,20 +142,25 @@ def train_stats(mapped: np.ndarray, targets: np.ndarray, limit: int = 4096, seed
 
 
 # ------------------------------------------------------------------------------------------------------ files
+def atomic_savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """``np.savez(path, **arrays)`` through a temporary file and ``os.replace``: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
              report: FitReport | None) -> Path:
     """Write ``path`` (``.npz``: arrays + JSON meta) and ``path`` with suffix ``.json`` (the report), atomically."""
     path = Path(path)
     if path.suffix != ".npz":
         raise ValueError(f"bridge files end in .npz, got {path.name!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(meta, format=FORMAT, report=report.to_dict() if report else None)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, meta=np.array(json.dumps(payload)), **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_savez(path, dict(meta=np.array(json.dumps(payload)), **arrays))
     if report is not None:
         json_path = path.with_suffix(".json")
         tmp_json = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")

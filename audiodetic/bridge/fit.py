@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from audiodetic.bridge import load_bridge
-from audiodetic.bridge._common import FORMAT
+from audiodetic.bridge._common import FORMAT, atomic_savez
 from audiodetic.bridge.linear import LinearBridge
 from audiodetic.bridge.retrieval import RetrievalBridge
 
@@ -140,16 +140,6 @@ def _encode_all(encoder: Any, names: list[str], batch_size: int, progress: bool,
     return np.concatenate(rows).astype(np.float32)
 
 
-def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def label_embeddings(imagebind_text_encoder: Any, clip_text_encoder: Any = None,
                      labels: str | Sequence[str] = "default",
                      *, cache_dir: str | os.PathLike[str] | None = None, use_cache: bool = True,
@@ -185,7 +175,7 @@ def label_embeddings(imagebind_text_encoder: Any, clip_text_encoder: Any = None,
     if dst is None:
         dst = _encode_all(clip_text_encoder, names, batch_size, progress, "CLIP text")
     if use_cache:
-        _atomic_savez(path, src=src, dst=np.asarray(dst, np.float32))
+        atomic_savez(path, {"src": src, "dst": np.asarray(dst, np.float32)})
     return names, src, np.asarray(dst, np.float32), info
 
 
