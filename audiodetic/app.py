@@ -107,7 +107,7 @@ def collect_sounds(sound_files: Sequence[Any] | None, names: Any, recording: str
             by_file[str(row[0]).strip()] = str(row[1]).strip()
     sounds: dict[str, list[str]] = {}
     for item in sound_files or []:
-        path = Path(item if isinstance(item, (str, Path)) else getattr(item, "name", str(item)))
+        path = _upload_path(item)
         name = by_file.get(path.name, path.stem)
         sounds.setdefault(name, []).append(str(path))
     if recording:
@@ -120,9 +120,14 @@ def name_rows(sound_files: Sequence[Any] | None, names: Any = None) -> list[list
     kept = {str(row[0]): str(row[1]) for row in _rows(names) if len(row) >= 2}
     rows = []
     for item in sound_files or []:
-        path = Path(item if isinstance(item, (str, Path)) else getattr(item, "name", str(item)))
+        path = _upload_path(item)
         rows.append([path.name, kept.get(path.name, path.stem)])
     return rows
+
+
+def _upload_path(item: Any) -> Path:
+    """The server-side path of one Gradio upload (a path string, or a file object with ``.name``)."""
+    return Path(item if isinstance(item, (str, Path)) else getattr(item, "name", str(item)))
 
 
 def _rows(table: Any) -> list[list[Any]]:
