@@ -87,7 +87,7 @@ class RetrievalBridge:
     def apply(self, x: Any) -> np.ndarray:
         """Map ``x`` (``(B, D_src)`` or ``(D_src,)``) to ``(B, D_dst)`` unit-norm float32 rows."""
         top, weights = self.label_weights(x)
-        mixed = np.einsum("bk,bkd->bd", weights, self.label_dst.astype(np.float64)[top])
+        mixed = np.einsum("bk,bkd->bd", weights, self.label_dst[top].astype(np.float64))  # widen only the k rows used
         return finish_output(mixed)
 
     __call__ = apply
