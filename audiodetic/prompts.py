@@ -35,7 +35,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence, Union
 import numpy as np
 
 from audiodetic.embedding_cache import DEFAULT_CACHE, EmbeddingCache, content_hash, encoder_id
-from audiodetic.vocabulary import DETECTOR_SPACE, Vocabulary
+from audiodetic.vocabulary import DETECTOR_SPACE, Vocabulary, default_space
 
 __all__ = [
     "Sound", "Text", "Image", "Embedding", "Mix", "Prompt", "PromptSpec", "as_prompt", "build_vocabulary",
@@ -400,5 +400,4 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
     if len(dims) != 1:
         raise ValueError(f"prompts landed in spaces of different widths {sorted(dims)}; check the encoders/bridge")
     matrix = np.stack(rows).astype(np.float32)
-    space = DETECTOR_SPACE if matrix.shape[1] == 512 else f"unknown-{matrix.shape[1]}d"
-    return Vocabulary(tuple(name for name, _ in named), matrix, space=space)
+    return Vocabulary(tuple(name for name, _ in named), matrix, space=default_space(matrix.shape[1]))
