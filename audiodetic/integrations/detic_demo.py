@@ -62,15 +62,15 @@ def prompt_vocabulary(audio: Sequence[str] = (), text: Sequence[str] = (), vocab
             raise ValueError(f"prompt names must be unique; {clash} name both a sound and a text prompt")
         specs.update({name: prompts.Text(phrase) for name, phrase in phrases.items()})
         audio_encoder = bridge_model = text_encoder = None
-        if sounds:
-            from audiodetic.audio.imagebind import ImageBindAudioEncoder
-
-            audio_encoder = ImageBindAudioEncoder.from_checkpoint(audio_weights).to(device).eval()
-            bridge_model = _bridge(bridge, audio_encoder, audio_weights, text_weights, device)
         if phrases:
             from audiodetic.text import ClipTextEncoder
 
             text_encoder = ClipTextEncoder.from_checkpoint(text_weights, device=device)
+        if sounds:
+            from audiodetic.audio.imagebind import ImageBindAudioEncoder
+
+            audio_encoder = ImageBindAudioEncoder.from_checkpoint(audio_weights).to(device).eval()
+            bridge_model = _bridge(bridge, audio_encoder, audio_weights, text_weights, device, clip_text=text_encoder)
         parts.append(prompts.build_vocabulary(specs, audio_encoder=audio_encoder, bridge=bridge_model,
                                               text_encoder=text_encoder))
     if vocabulary is not None:
@@ -80,8 +80,12 @@ def prompt_vocabulary(audio: Sequence[str] = (), text: Sequence[str] = (), vocab
     return parts[0].concat(*parts[1:]) if len(parts) > 1 else parts[0]
 
 
-def _bridge(bridge: str, audio_encoder: Any, audio_weights: str, text_weights: str, device: str) -> Any:
-    """A saved bridge file, or ``linear``/``retrieval`` fitted (and cached) by ``audiodetic.bridge``."""
+def _bridge(bridge: str, audio_encoder: Any, audio_weights: str, text_weights: str, device: str, *,
+            clip_text: Any = None) -> Any:
+    """A saved bridge file, or ``linear``/``retrieval`` fitted (and cached) by ``audiodetic.bridge``.
+
+    ``clip_text``: the CLIP text encoder already loaded for text prompts, if any (else loaded from ``text_weights``).
+    """
     from audiodetic import bridge as bridge_lib
 
     if Path(bridge).is_file():
@@ -91,7 +95,8 @@ def _bridge(bridge: str, audio_encoder: Any, audio_weights: str, text_weights: s
     from audiodetic.audio.imagebind import ImageBindTextEncoder
     from audiodetic.text import ClipTextEncoder
 
-    clip_text = ClipTextEncoder.from_checkpoint(text_weights, device=device)
+    if clip_text is None:
+        clip_text = ClipTextEncoder.from_checkpoint(text_weights, device=device)
     imagebind_text = ImageBindTextEncoder.from_checkpoint(audio_weights).to(device).eval()
     return bridge_lib.default_bridge(bridge, audio_encoder=audio_encoder, clip_text_encoder=clip_text,
                                      imagebind_text_encoder=imagebind_text)
