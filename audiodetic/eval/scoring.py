@@ -13,7 +13,6 @@ import contextlib
 import io
 import json
 import logging
-import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,10 +261,3 @@ def score_results(dataset: EvalDataset, results: Sequence[dict[str, Any]], *,
         else:
             scores[iou_type] = _score_lvis(dataset, records, iou_type, image_ids, category_ids, lvis_gt)
     return scores
-
-
-def summary_metric(scores: dict[str, IouTypeScores], iou_type: str = "bbox", key: str = "AP") -> float:
-    """One summary number (``nan`` when that IoU type was not scored)."""
-    if iou_type not in scores:
-        return math.nan
-    return float(scores[iou_type].summary.get(key, math.nan))
