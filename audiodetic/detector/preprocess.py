@@ -6,8 +6,8 @@ Upstream order (detectron2 ``DefaultPredictor`` + ``GeneralizedRCNN.preprocess_i
 3. float32 ``(x - mean) / std`` per RGB channel.
 4. zero-pad (after normalisation) at the bottom/right to multiples of ``size_divisibility``.
 
-Images are RGB here. Callers holding OpenCV-style BGR arrays flip them first (``image[:, :, ::-1]``); the
-public API (``audiodetic.api``) does that for its ``bgr=True`` option.
+Images are RGB here. Callers holding OpenCV-style BGR arrays flip them first (``image[:, :, ::-1]``); neither
+the detector nor the public API (``audiodetic.api``) takes BGR input.
 """
 
 from __future__ import annotations
