@@ -227,15 +227,17 @@ class PromptPredictor:
 
         self.model = model
         self._predictor = Predictor(model.detector)
-        self.image_size: tuple[int, int] | None = None
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """``(H, W)`` of the set image, or ``None`` before :meth:`set_image` (or after one that failed)."""
+        return self._predictor.image_size if self._predictor.is_image_set else None
 
     def set_image(self, image: Any, *, input_size: tuple[int, int] | None = None) -> None:
         """Encode ``image`` (path, PIL or ``(H, W, 3)`` uint8 RGB) and keep the encoding."""
         array = as_rgb_array(image)
-        self.image_size = None
         with self.model.inference():
             self._predictor.set_image(array, input_size=input_size)
-        self.image_size = (int(array.shape[0]), int(array.shape[1]))
 
     def predict(self, prompts: Any = None, *, text: Any = None, vocabulary: Any = None,
                 score_threshold: float = 0.5, **options: Any) -> Detections:
