@@ -205,9 +205,10 @@ class Detector(nn.Module):
         Keyword options are those of :meth:`classify`; they are validated before the image is encoded.
         """
         _check_options(kwargs.get("score_threshold", 0.5), kwargs.get("max_detections", 300))
-        class_embeddings(vocabulary, kwargs.get("names"), self.config.embed_dim)  # fail before the heavy part
+        # fail before the heavy part, and hand classify the checked matrix rather than converting it again
+        matrix, names = class_embeddings(vocabulary, kwargs.pop("names", None), self.config.embed_dim)
         check_input_size(input_size, self.config)
-        return self.classify(self.encode(image, input_size=input_size), vocabulary, **kwargs)
+        return self.classify(self.encode(image, input_size=input_size), matrix, names=names, **kwargs)
 
     def forward(self, image: np.ndarray, vocabulary: Any, **kwargs: Any) -> Detections:
         return self.detect(image, vocabulary, **kwargs)
