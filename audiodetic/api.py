@@ -305,10 +305,10 @@ def _deferred_audio(weights: Any, device: str) -> Deferred | None:
 
     def build() -> Any:
         if _is_wav2clip(weights):
-            from audiodetic.audio.wav2clip import Wav2ClipEncoder
+            from audiodetic.encoders.audio.wav2clip import Wav2ClipEncoder
 
             return Wav2ClipEncoder.from_checkpoint(weights).to(device).eval()
-        from audiodetic.audio.imagebind import ImageBindAudioEncoder
+        from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 
         return ImageBindAudioEncoder.from_checkpoint(weights).to(device).eval()
 
@@ -325,7 +325,7 @@ def _deferred_text(weights: Any, device: str) -> Deferred | None:
         return None
 
     def build() -> Any:
-        from audiodetic.text import ClipTextEncoder
+        from audiodetic.encoders.clip_text import ClipTextEncoder
 
         return ClipTextEncoder.from_checkpoint(weights, device=device)
 
@@ -346,7 +346,7 @@ def _deferred_bridge(bridge: Any, model: AudiodeticModel, audio_weights: Any, te
             return bridge_lib.load_bridge(bridge)
         if audio_weights is not None and _is_wav2clip(audio_weights):
             return None  # Wav2CLIP embeds in CLIP ViT-B/32 space already
-        from audiodetic.audio.imagebind import ImageBindTextEncoder
+        from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder
 
         clip_text = model.text_encoder() if text_weights is not None else None
         imagebind_text = None

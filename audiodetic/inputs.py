@@ -1,7 +1,7 @@
 """Normalising the many forms a caller may give images and prompts in, with errors that name the argument.
 
 Images become ``(H, W, 3)`` uint8 RGB numpy arrays. Sound prompts become an ordered ``{name: [source, ...]}``
-mapping where each source is anything :func:`audiodetic.audio.io.load_audio` accepts (a path, encoded bytes, or a
+mapping where each source is anything :func:`audiodetic.encoders.audio.io.load_audio` accepts (a path, encoded bytes, or a
 ``(waveform, sample_rate)`` pair). Text prompts become ``{name: phrase}``.
 """
 

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence, Union
 
 import numpy as np
 
-from audiodetic.embedding_cache import DEFAULT_CACHE, EmbeddingCache, content_hash, encoder_id
+from audiodetic.encoders.cache import DEFAULT_CACHE, EmbeddingCache, content_hash, encoder_id
 from audiodetic.vocabulary import DETECTOR_SPACE, Vocabulary, default_space
 
 __all__ = [
@@ -362,9 +362,9 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
             ``"linear"``/``"retrieval"``/a saved ``.npz``, resolved by :func:`audiodetic.bridge.default_bridge` only
             when a prompt needs it (fit-or-load with the released weights; kept for the process). May be ``None``
             for encoders whose ``space`` is already CLIP's (Wav2CLIP).
-        text_encoder: needed for texts; ``encode(texts) -> (T, 512)`` raw (:class:`~audiodetic.text.ClipTextEncoder`).
+        text_encoder: needed for texts; ``encode(texts) -> (T, 512)`` raw (:class:`~audiodetic.encoders.clip_text.ClipTextEncoder`).
         average: where the clips of one :class:`Sound` are averaged (see the module doc).
-        image_encoder: needed for :class:`Image` prompts (:class:`~audiodetic.clip_image.ClipImageEncoder`; CLIP's
+        image_encoder: needed for :class:`Image` prompts (:class:`~audiodetic.encoders.clip_image.ClipImageEncoder`; CLIP's
             image space is joint with the text space, so no bridge is used).
         cache: an :class:`EmbeddingCache` (default: the process-wide :data:`DEFAULT_CACHE`).
     Returns: ``Vocabulary(names, (C, 512) float32 unit rows, space=DETECTOR_SPACE)``.

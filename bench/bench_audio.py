@@ -52,8 +52,8 @@ def _worker(mode: str, checkpoint: str, media: list[str], threads: int, repeats:
     import torch
 
     torch.set_num_threads(threads)
-    from audiodetic.audio.features import load_imagebind_audio
-    from audiodetic.audio.imagebind import ImageBindAudioEncoder
+    from audiodetic.encoders.audio.features import load_imagebind_audio
+    from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 
     base_rss = _peak_rss_mb()
     start = time.perf_counter()
@@ -105,8 +105,8 @@ def _worker(mode: str, checkpoint: str, media: list[str], threads: int, repeats:
 def _long_file(path: Path) -> dict:
     import torch
 
-    from audiodetic.audio.features import _clip_features, clip_bounds, load_imagebind_audio, resample
-    from audiodetic.audio.io import load_audio
+    from audiodetic.encoders.audio.features import _clip_features, clip_bounds, load_imagebind_audio, resample
+    from audiodetic.encoders.audio.io import load_audio
 
     load_imagebind_audio(path)  # warm-up: filter bank caches, file cache
     start = time.perf_counter()

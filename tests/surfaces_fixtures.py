@@ -25,7 +25,7 @@ def tiny_detector(seed: int = 0) -> Any:
 
 def tiny_audio_encoder(seed: int = 0) -> Any:
     """A random-weight tiny ImageBind audio tower."""
-    from audiodetic.audio.imagebind import ImageBindAudioEncoder
+    from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 
     return ImageBindAudioEncoder.tiny(seed=seed).eval()
 
@@ -34,7 +34,7 @@ def tiny_model(seed: int = 0, *, detector: Any = None) -> Any:
     """An :class:`~audiodetic.api.AudiodeticModel` of tiny random parts: detector, audio tower, bridge, text."""
     from audiodetic.api import AudiodeticModel, Deferred
     from audiodetic.bridge import LinearBridge
-    from audiodetic.text import ClipTextEncoder
+    from audiodetic.encoders.clip_text import ClipTextEncoder
 
     audio = tiny_audio_encoder(seed)
     bridge = LinearBridge.random(audio_output_dim(audio), 512, seed=seed)

@@ -136,7 +136,7 @@ def test_sound_and_text_prompts(tmp_path) -> None:
     result = model.detect(image, [bark, siren], text=["a dog"], score_threshold=0.3, with_masks=False)
     assert result.names == vocabulary.names and len(result) > 0
     # a (waveform, rate) pair with the same samples as the file gives the same embedding
-    from audiodetic.audio.io import load_audio
+    from audiodetic.encoders.audio.io import load_audio
 
     pair = load_audio(bark)
     from_pair = model.vocabulary({"bark": pair})
@@ -181,7 +181,7 @@ def test_wav2clip_weights_prompt_without_a_bridge(tmp_path) -> None:
     pytest.importorskip("torchvision")
     from test_wav2clip import _released_layout
 
-    from audiodetic.audio.wav2clip import Wav2ClipEncoder
+    from audiodetic.encoders.audio.wav2clip import Wav2ClipEncoder
     from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
 
     state, _, _ = _released_layout()

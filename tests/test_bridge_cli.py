@@ -10,7 +10,7 @@ import torch
 from audiodetic.bridge import LinearBridge, RetrievalBridge, load_bridge
 from audiodetic.cli import main
 from audiodetic.testing.imagebind_checkpoints import write_imagebind_checkpoint
-from audiodetic.text import ClipTextEncoder
+from audiodetic.encoders.clip_text import ClipTextEncoder
 
 
 def test_bridge_fit_then_show(tmp_path, capsys):

@@ -20,12 +20,12 @@ def files(tmp_path_factory):
     from audiodetic.bridge import LinearBridge
     from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
     from audiodetic.testing.imagebind_checkpoints import write_imagebind_checkpoint
-    from audiodetic.text import ClipTextEncoder
+    from audiodetic.encoders.clip_text import ClipTextEncoder
 
     root = tmp_path_factory.mktemp("cli_prompts")
     detector = make_detic_checkpoint(root / "detic_tiny.pth", "tiny", seed=0)
     imagebind = write_imagebind_checkpoint(root / "imagebind_tiny.pth", "tiny", seed=0)
-    from audiodetic.audio.imagebind import ImageBindAudioEncoder
+    from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 
     audio_dim = ImageBindAudioEncoder.from_checkpoint(imagebind).embed_dim
     bridge = root / "bridge.npz"

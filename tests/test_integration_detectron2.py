@@ -58,7 +58,7 @@ def _sound_vocabulary(tmp_path: Path):
     """Sounds (tiny random ImageBind audio tower + random linear bridge), mixed with two random embeddings."""
     import soundfile as sf
 
-    from audiodetic.audio.imagebind import ImageBindAudioEncoder
+    from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
     from audiodetic.bridge import LinearBridge
     from audiodetic.prompts import Embedding, Mix, Sound, build_vocabulary
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiodetic.audio.imagebind import ImageBindAudioEncoder
+from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 from audiodetic.bridge import LinearBridge, RetrievalBridge
 from audiodetic.errors import VocabularyError
 from audiodetic.prompts import (
     CLIP_IMAGE_SPACE, Embedding, EmbeddingCache, Mix, Sound, Text, build_vocabulary, encode_sounds,
 )
-from audiodetic.text import ClipTextEncoder
+from audiodetic.encoders.clip_text import ClipTextEncoder
 from audiodetic.vocabulary import DETECTOR_SPACE
 
 SR = 16_000

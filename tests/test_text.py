@@ -9,7 +9,7 @@ import torch
 from open_clip.model import CLIP
 
 from audiodetic.errors import CheckpointError
-from audiodetic.text import ClipTextConfig, ClipTextEncoder, read_clip_text_state_dict
+from audiodetic.encoders.clip_text import ClipTextConfig, ClipTextEncoder, read_clip_text_state_dict
 
 NAMES = ["dog", "fire engine", "Cat's toy", "aerosol_can"]
 

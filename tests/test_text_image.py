@@ -9,10 +9,10 @@ import torch
 from open_clip.model import CLIP
 from PIL import Image as PILImage
 
-from audiodetic.clip_image import SPACE, ClipImageConfig, ClipImageEncoder
+from audiodetic.encoders.clip_image import SPACE, ClipImageConfig, ClipImageEncoder
 from audiodetic.errors import CheckpointError
 from audiodetic.prompts import EmbeddingCache, Image, Mix, build_vocabulary
-from audiodetic.text import ClipTextEncoder
+from audiodetic.encoders.clip_text import ClipTextEncoder
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from audiodetic.audio.wav2clip import SPACE, Wav2ClipEncoder
+from audiodetic.encoders.audio.wav2clip import SPACE, Wav2ClipEncoder
 from audiodetic.errors import AudioDecodeError, CheckpointError
 from audiodetic.prompts import Sound, build_vocabulary
 

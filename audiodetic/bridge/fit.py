@@ -245,11 +245,11 @@ def default_bridge(kind: str | os.PathLike[str] = "linear", *, audio_encoder: An
                 bridge = _RELEASED_BRIDGES[memo_key]
             else:
                 if imagebind_text_encoder is None:
-                    from audiodetic.audio.imagebind import ImageBindTextEncoder
+                    from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder
 
                     imagebind_text_encoder = ImageBindTextEncoder.from_checkpoint("imagebind_huge")
                 if clip_text_encoder is None and labels != "builtin":
-                    from audiodetic.text import ClipTextEncoder
+                    from audiodetic.encoders.clip_text import ClipTextEncoder
 
                     clip_text_encoder = ClipTextEncoder.from_checkpoint("clip-vit-b32")
                 bridge = fit_bridge(kind, imagebind_text_encoder=imagebind_text_encoder,

@@ -90,13 +90,13 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.suffix != ".npz":
         raise ValueError(f"--output must end in .npz, got {str(args.output)!r}")
     labels = _labels(args.labels)
-    from audiodetic.audio.imagebind import ImageBindTextEncoder
+    from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder
     from audiodetic.bridge.fit import bridge_cache_dir, fit_bridge
 
     imagebind = ImageBindTextEncoder.from_checkpoint(args.imagebind_weights)
     clip = None
     if labels != "builtin":
-        from audiodetic.text import ClipTextEncoder
+        from audiodetic.encoders.clip_text import ClipTextEncoder
 
         clip = ClipTextEncoder.from_checkpoint(args.clip_weights)
     bridge = fit_bridge(args.kind, imagebind_text_encoder=imagebind, clip_text_encoder=clip, labels=labels,

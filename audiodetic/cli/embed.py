@@ -71,24 +71,24 @@ def run(args: argparse.Namespace) -> int:
             if not path.is_file():
                 raise FileNotFoundError(f"audio file not found: {path}")
         if args.encoder == "wav2clip":
-            from audiodetic.audio.wav2clip import Wav2ClipEncoder
+            from audiodetic.encoders.audio.wav2clip import Wav2ClipEncoder
 
             encoder: Any = Wav2ClipEncoder.from_checkpoint(weights)
             matrix = encoder.encode_sources([str(p) for p in args.files], downmix=args.downmix)
         else:
-            from audiodetic.audio.imagebind import ImageBindAudioEncoder
+            from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 
             encoder = ImageBindAudioEncoder.from_checkpoint(weights)
             matrix = encoder.encode_sources([str(p) for p in args.files], downmix=args.downmix)
     else:
         if args.encoder == "clip":
-            from audiodetic.text import DETIC_TEMPLATE, ClipTextEncoder
+            from audiodetic.encoders.clip_text import DETIC_TEMPLATE, ClipTextEncoder
 
             encoder = ClipTextEncoder.from_checkpoint(weights, template=args.template or DETIC_TEMPLATE)
         else:
             if args.template is not None:
                 raise ValueError("--template applies to --encoder clip only")
-            from audiodetic.audio.imagebind import ImageBindTextEncoder
+            from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder
 
             encoder = ImageBindTextEncoder.from_checkpoint(weights)
         matrix = encoder.encode(list(args.phrases))

@@ -50,7 +50,7 @@ def audio_embedder(name_or_path: str | os.PathLike[str], *, device: str = "cpu",
                    batch_size: int = 8) -> tuple[Callable[[Sequence[Path]], np.ndarray], str, int]:
     """``(embed, encoder_id, dim)``: ImageBind's audio tower as ``embed(paths) -> (n, dim)`` float32 (1024-d for
     ``imagebind_huge``), the tower's content fingerprint (keys the clip-embedding cache) and its output width."""
-    from audiodetic.audio.imagebind import ImageBindAudioEncoder
+    from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 
     encoder = ImageBindAudioEncoder.from_checkpoint(name_or_path).to(device)
     embed = encoder_embedder(encoder, batch_size=batch_size)

@@ -21,7 +21,7 @@ def text_vocabulary(names: Sequence[str], text_encoder: Any) -> Vocabulary:
 
     Args:
         names: category names, used verbatim inside the template.
-        text_encoder: an ``audiodetic.text.ClipTextEncoder`` (or anything with ``encode(names) -> (C, D)``).
+        text_encoder: an ``audiodetic.encoders.clip_text.ClipTextEncoder`` (or anything with ``encode(names) -> (C, D)``).
     """
     matrix = text_encoder.encode(list(names))
     if hasattr(matrix, "detach"):
@@ -31,7 +31,7 @@ def text_vocabulary(names: Sequence[str], text_encoder: Any) -> Vocabulary:
 
 def load_text_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> Any:
     """``ClipTextEncoder.from_checkpoint(name_or_path)`` (a known name such as ``clip-vit-b32`` or a file)."""
-    from audiodetic.text import ClipTextEncoder
+    from audiodetic.encoders.clip_text import ClipTextEncoder
 
     return ClipTextEncoder.from_checkpoint(name_or_path, device=device)
 

@@ -63,11 +63,11 @@ def prompt_vocabulary(audio: Sequence[str] = (), text: Sequence[str] = (), vocab
         specs.update({name: prompts.Text(phrase) for name, phrase in phrases.items()})
         audio_encoder = bridge_model = text_encoder = None
         if phrases:
-            from audiodetic.text import ClipTextEncoder
+            from audiodetic.encoders.clip_text import ClipTextEncoder
 
             text_encoder = ClipTextEncoder.from_checkpoint(text_weights, device=device)
         if sounds:
-            from audiodetic.audio.imagebind import ImageBindAudioEncoder
+            from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 
             audio_encoder = ImageBindAudioEncoder.from_checkpoint(audio_weights).to(device).eval()
             bridge_model = _bridge(bridge, audio_encoder, audio_weights, text_weights, device, clip_text=text_encoder)
@@ -92,8 +92,8 @@ def _bridge(bridge: str, audio_encoder: Any, audio_weights: str, text_weights: s
         return bridge_lib.load_bridge(bridge)
     if bridge not in ("linear", "retrieval"):
         raise ValueError(f"--bridge must be 'linear', 'retrieval' or a saved bridge file, got {bridge!r}")
-    from audiodetic.audio.imagebind import ImageBindTextEncoder
-    from audiodetic.text import ClipTextEncoder
+    from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder
+    from audiodetic.encoders.clip_text import ClipTextEncoder
 
     if clip_text is None:
         clip_text = ClipTextEncoder.from_checkpoint(text_weights, device=device)

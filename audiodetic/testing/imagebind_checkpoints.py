@@ -17,13 +17,13 @@ from typing import Iterable, Sequence
 
 import torch
 
-from audiodetic.audio.imagebind import (
+from audiodetic.encoders.audio.imagebind import (
     AudioTowerConfig,
     ImageBindAudioEncoder,
     ImageBindTextEncoder,
     TextTowerConfig,
-    checkpoint_key_map,
 )
+from audiodetic.encoders.audio.imagebind_tower import checkpoint_key_map
 
 MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")
 

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from audio_media import optional_torchaudio, tone
-from audiodetic.audio import features
-from audiodetic.audio.features import (
+from audiodetic.encoders.audio import features
+from audiodetic.encoders.audio.features import (
     clip_bounds,
     imagebind_audio_batch,
     imagebind_audio_input,
@@ -23,7 +23,7 @@ from audiodetic.audio.features import (
     resample,
     resampled_length,
 )
-from audiodetic.audio.io import AudioReader
+from audiodetic.encoders.audio.io import AudioReader
 from audiodetic.errors import AudioDecodeError
 
 PADDING_VALUE = (0.0 + 4.268) / 9.138

@@ -10,8 +10,8 @@ import soundfile as sf
 import torch
 
 from audio_media import tone
-from audiodetic.audio import io as audio_io
-from audiodetic.audio.io import AudioReader, array_to_float32, audio_info, load_audio
+from audiodetic.encoders.audio import io as audio_io
+from audiodetic.encoders.audio.io import AudioReader, array_to_float32, audio_info, load_audio
 from audiodetic.errors import AudioDecodeError
 
 

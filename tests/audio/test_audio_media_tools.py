@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from audiodetic.audio.features import load_imagebind_audio
-from audiodetic.audio.imagebind import ImageBindAudioEncoder
-from audiodetic.audio.io import audio_info, load_audio
+from audiodetic.encoders.audio.features import load_imagebind_audio
+from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
+from audiodetic.encoders.audio.io import audio_info, load_audio
 
 
 def _run(*command: str) -> None:

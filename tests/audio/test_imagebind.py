@@ -9,20 +9,19 @@ import soundfile as sf
 import torch
 
 from audio_media import tone
-from audiodetic.audio.features import imagebind_audio_input
-from audiodetic.audio.imagebind import (
+from audiodetic.encoders.audio.features import imagebind_audio_input
+from audiodetic.encoders.audio.imagebind import (
     AudioTowerConfig,
     ImageBindAudioEncoder,
     ImageBindTextEncoder,
     TextTowerConfig,
-    _Block,
-    checkpoint_key_map,
 )
+from audiodetic.encoders.audio.imagebind_tower import Block, checkpoint_key_map
 from audiodetic.errors import CheckpointError
 from audiodetic.testing.imagebind_checkpoints import imagebind_layout, imagebind_state_dict, write_imagebind_checkpoint
 
 
-def explicit_block(block: _Block, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def explicit_block(block: Block, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """The block written out: pre-LN attention with an optional appended bias key/value, then the GELU MLP."""
     length, batch, dim = x.shape
     heads = block.attn.num_heads
@@ -51,7 +50,7 @@ def towers(tiny_imagebind_checkpoint):
 def test_blocks_equal_explicit_attention():
     torch.manual_seed(0)
     for bias_kv in (True, False):
-        block = _Block(64, 2, bias_kv=bias_kv).eval()
+        block = Block(64, 2, bias_kv=bias_kv).eval()
         if bias_kv:
             torch.nn.init.normal_(block.attn.bias_k)
             torch.nn.init.normal_(block.attn.bias_v)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from audiodetic.audio.tokenizer import CONTEXT_LENGTH, EOT_ID, SOT_ID, ImageBindTokenizer, clean_text, tokenize
+from audiodetic.encoders.audio.tokenizer import CONTEXT_LENGTH, EOT_ID, SOT_ID, ImageBindTokenizer, clean_text, tokenize
 
 
 def test_known_ids():

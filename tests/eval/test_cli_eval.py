@@ -113,7 +113,7 @@ def test_sound_benchmark_through_the_command_line(tmp_path: Path, capsys) -> Non
     from audiodetic.bridge import LinearBridge
     from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
     from audiodetic.testing.imagebind_checkpoints import write_imagebind_checkpoint
-    from audiodetic.text import ClipTextEncoder
+    from audiodetic.encoders.clip_text import ClipTextEncoder
 
     annotations, images = make_dataset(tmp_path / "data", "coco", num_images=2, seed=4)
     make_esc50(tmp_path / "esc50", ["dog", "car_horn", "toilet_flush", "church_bells"], clips_per_class=2)
@@ -121,7 +121,7 @@ def test_sound_benchmark_through_the_command_line(tmp_path: Path, capsys) -> Non
     audio = write_imagebind_checkpoint(tmp_path / "imagebind.pth", "tiny", modalities=("audio",), seed=0)
     clip = tmp_path / "clip.pt"
     torch.save(ClipTextEncoder.tiny(seed=0).model.state_dict(), clip)
-    from audiodetic.audio.imagebind import ImageBindAudioEncoder
+    from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 
     width = ImageBindAudioEncoder.from_checkpoint(audio).embed_dim
     bridge = LinearBridge.random(width, 512, seed=0).save(tmp_path / "lin.npz")

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from audiodetic.audio.io import AudioReader, AudioSource
+from audiodetic.encoders.audio.io import AudioReader, AudioSource
 from audiodetic.errors import AudioDecodeError
 
 SAMPLE_RATE = 16_000
@@ -267,7 +267,7 @@ def imagebind_audio_input(
 ) -> torch.Tensor:
     """ImageBind input of one waveform: float32 ``(3, 1, 128, 204)`` (clips, channel, mel bins, frames).
 
-    ``waveform``: 1-D or 2-D samples at ``sample_rate`` Hz (see :mod:`audiodetic.audio.io` for the axis rule;
+    ``waveform``: 1-D or 2-D samples at ``sample_rate`` Hz (see :mod:`audiodetic.encoders.audio.io` for the axis rule;
     not modified). ``downmix=False`` uses the first channel as upstream does; ``True`` averages all channels.
     ``upstream_inplace``: see the module doc.
     """

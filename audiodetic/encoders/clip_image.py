@@ -3,7 +3,7 @@
 CLIP's image and text embeddings share one space, so an image embedding can stand in for a class name in the
 detector's vocabulary (``space = "clip-vit-b32-image"``, used without a bridge by :mod:`audiodetic.prompts`).
 
-Weights: the same OpenAI ``ViT-B-32.pt`` as :class:`~audiodetic.text.ClipTextEncoder` (its ``visual.*`` tensors,
+Weights: the same OpenAI ``ViT-B-32.pt`` as :class:`~audiodetic.encoders.clip_text.ClipTextEncoder` (its ``visual.*`` tensors,
 cast to float32). The architecture is read off the tensor shapes (width, layers, patch size, input size, output
 width; ``heads = width // 64``; QuickGELU). Preprocessing is CLIP's evaluation transform (open_clip's
 ``image_transform(size, is_train=False)``): bicubic resize of the shorter side, centre crop, RGB, OpenAI mean/std.
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from audiodetic.errors import CheckpointError
-from audiodetic.text import read_clip_state_dict
+from audiodetic.encoders.clip_text import read_clip_state_dict
 
 SPACE = "clip-vit-b32-image"
 

@@ -215,7 +215,7 @@ def load_audio(source: AudioSource, *, max_seconds: float | None = None) -> tupl
 
     ``max_seconds`` decodes only the first ``max_seconds`` seconds. Without it, sources that would take more than
     :data:`MAX_DECODE_BYTES` of memory are refused (ImageBind's input needs only three clips:
-    :func:`audiodetic.audio.features.load_imagebind_audio` reads just those).
+    :func:`audiodetic.encoders.audio.features.load_imagebind_audio` reads just those).
     """
     if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
         raise ValueError(f"max_seconds must be a positive number of seconds or None, got {max_seconds!r}")

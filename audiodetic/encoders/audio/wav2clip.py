@@ -174,8 +174,8 @@ class Wav2ClipEncoder(nn.Module):
     @torch.inference_mode()
     def encode_sources(self, sources: Sequence[Any], *, downmix: bool = True) -> torch.Tensor:
         """Raw embeddings ``(A, 512)`` float32 of audio sources (paths, bytes, file objects, ``(waveform, rate)``)."""
-        from audiodetic.audio.features import resample
-        from audiodetic.audio.io import load_audio
+        from audiodetic.encoders.audio.features import resample
+        from audiodetic.encoders.audio.io import load_audio
 
         sources = list(sources)
         if not sources:
