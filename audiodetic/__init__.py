@@ -15,12 +15,12 @@ _EXPORTS = {
     "detect": "audiodetic.api",
     "load": "audiodetic.api",
     "list_models": "audiodetic.api",
-    "AudiodeticModel": "audiodetic.api",
+    "AudiodeticModel": "audiodetic.model",
     "draw": "audiodetic.viz",
-    "Predictor": "audiodetic.predictor",
+    "Predictor": "audiodetic.model",
     "Detections": "audiodetic.structures",
     "Vocabulary": "audiodetic.vocabulary",
-    "DETECTOR_SPACE": "audiodetic.vocabulary",
+    "DETECTOR_SPACE": "audiodetic.spaces",
     "AudiodeticError": "audiodetic.errors",
 }
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from audiodetic.errors import WeightsNotFoundError
 from audiodetic.labels import clean_name, dataset_names
-from audiodetic.vocabulary import DETECTOR_SPACE, Vocabulary
+from audiodetic.spaces import DETECTOR_SPACE
+from audiodetic.vocabulary import Vocabulary
 
 BUILTIN_FILES = {
     "lvis": "lvis_v1_clip_a+cname.npy",

@@ -18,60 +18,37 @@ Prompt types (frozen dataclasses):
 * :class:`Mix` - ``sum(weight_i * unit(prompt_i))`` renormalised, e.g. ``Mix([(0.7, Sound("bark.wav")),
   (0.3, Text("dog"))])``; a list of ``(weight, prompt)`` pairs is read as a ``Mix``.
 
-Every entry lands L2-normalised in :data:`~audiodetic.vocabulary.DETECTOR_SPACE`.
+Every entry lands L2-normalised (:func:`audiodetic.spaces.l2_normalize`) in
+:data:`~audiodetic.spaces.DETECTOR_SPACE`; whether a vector needs the bridge is decided by its space
+(:func:`audiodetic.spaces.needs_bridge`), never guessed.
 
 **Cache.** Raw encoder outputs are cached per process by content hash (file bytes, byte strings or array bytes +
-sample rate, text) and encoder fingerprint, so the same clip is never encoded twice; concurrent requests for the same
-item wait for one encoding. :func:`build_vocabulary` is safe to call from several threads.
+sample rate, text) and encoder fingerprint (:mod:`audiodetic.encoders.cache`), so the same clip is never encoded
+twice; concurrent requests for the same item wait for one encoding. :func:`build_vocabulary` is safe to call from
+several threads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence, Union
+from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence, Union
 
 import numpy as np
 
-from audiodetic.encoders.cache import DEFAULT_CACHE, EmbeddingCache, content_hash, encoder_id
-from audiodetic.vocabulary import DETECTOR_SPACE, Vocabulary, default_space
+from audiodetic.bridge import Bridge
+from audiodetic.encoders.cache import DEFAULT_CACHE, EmbeddingCache, encode_images, encode_sounds, encode_texts
+from audiodetic.encoders.protocols import AudioEncoder, ImageEncoder, TextEncoder
+from audiodetic.errors import InputError
+from audiodetic.inputs import check_image_prompt, check_name, check_sound_source, is_waveform_pair
+from audiodetic.spaces import DETECTOR_SPACE, default_space, l2_normalize, needs_bridge
+from audiodetic.vocabulary import Vocabulary
 
-__all__ = [
-    "Sound", "Text", "Image", "Embedding", "Mix", "Prompt", "PromptSpec", "as_prompt", "build_vocabulary",
-    "encode_sounds", "encode_texts", "encode_images", "EmbeddingCache", "DEFAULT_CACHE", "encoder_id",
-    "content_hash", "CLIP_IMAGE_SPACE",
-]
+__all__ = ["Sound", "Text", "Image", "Embedding", "Mix", "Prompt", "PromptSpec", "as_prompt", "build_vocabulary",
+           "image_prompts", "sound_prompts"]
 
 # ------------------------------------------------------------------------------------------------ prompt types
-
-
-def _is_waveform_pair(value: Any) -> bool:
-    return (isinstance(value, tuple) and len(value) == 2 and hasattr(value[0], "shape")
-            and isinstance(value[1], (int, np.integer)) and not isinstance(value[1], bool))
-
-
-def _check_source(source: Any) -> Any:
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"sound file not found: {path}")
-        return path
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        if not len(source):
-            raise ValueError("a sound given as bytes must not be empty")
-        return bytes(source)
-    if _is_waveform_pair(source):
-        return source
-    if hasattr(source, "read"):
-        data = source.read()
-        if not isinstance(data, (bytes, bytearray)) or not data:
-            raise ValueError(f"could not read audio bytes from {source!r} (empty or a text stream)")
-        return bytes(data)
-    raise ValueError(
-        f"unsupported sound source {type(source).__name__}: use a path, bytes, a binary file object or a "
-        f"(waveform array, sample_rate int) pair"
-    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,13 +59,13 @@ class Sound:
 
     def __post_init__(self) -> None:
         items = self.sources
-        if isinstance(items, (list, tuple)) and not _is_waveform_pair(items):
+        if isinstance(items, (list, tuple)) and not is_waveform_pair(items):
             items = tuple(items)
         else:
             items = (items,)
         if not items:
-            raise ValueError("Sound needs at least one clip")
-        object.__setattr__(self, "sources", tuple(_check_source(s) for s in items))
+            raise InputError("Sound needs at least one clip")
+        object.__setattr__(self, "sources", tuple(check_sound_source(s, argument="Sound") for s in items))
 
 
 @dataclass(frozen=True)
@@ -102,21 +79,6 @@ class Text:
             raise ValueError(f"Text needs a non-empty string, got {self.text!r}")
 
 
-def _check_image(image: Any) -> Any:
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"image file not found: {path}")
-        return path
-    if hasattr(image, "mode") and hasattr(image, "size") and hasattr(image, "tobytes"):  # PIL image
-        return image.convert("RGB")
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8 or 0 in array.shape:
-        raise ValueError(f"example images must be paths, PIL images or HxWx3 uint8 RGB arrays; got {array.dtype} "
-                         f"array of shape {array.shape}")
-    return array
-
-
 @dataclass(frozen=True, eq=False)
 class Image:
     """One or several example images of a thing (paths, PIL images, HxWx3 uint8 RGB arrays), averaged like clips."""
@@ -127,7 +89,7 @@ class Image:
         items = tuple(self.images) if isinstance(self.images, (list, tuple)) else (self.images,)
         if not items:
             raise ValueError("Image needs at least one picture")
-        object.__setattr__(self, "images", tuple(_check_image(im) for im in items))
+        object.__setattr__(self, "images", tuple(check_image_prompt(im, argument="Image") for im in items))
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,88 +145,6 @@ def as_prompt(spec: Any) -> Prompt:
     )
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    if np.any(norm < 1e-12):
-        raise ValueError("an embedding is the zero vector; it has no direction to use")
-    return x / norm
-
-
-# --------------------------------------------------------------------------------------------------- encoding
-CLIP_IMAGE_SPACE = "clip-vit-b32-image"
-"""CLIP ViT-B/32's image space (Wav2CLIP's target): joint with the text space, so usable without a bridge."""
-_DIRECT_SPACES = (DETECTOR_SPACE, CLIP_IMAGE_SPACE)
-
-
-def _audio_input(source: Any) -> Any:
-    return str(source) if isinstance(source, Path) else source
-
-
-def _cache_keys(kind: str, encoder: Any, items: Sequence[Any], hashes: dict[int, str] | None) -> list[tuple[str, str]]:
-    """``(encoder_id, kind:content_hash)`` per item. ``hashes`` memoises hashes by ``id(item)`` for the length of one
-    :func:`build_vocabulary` call (whose prompts keep the items alive), so a file is read and hashed once, not again
-    when each prompt is resolved."""
-    eid = encoder_id(encoder)
-    if hashes is None:
-        return [(eid, f"{kind}:{content_hash(item)}") for item in items]
-    for item in items:
-        if id(item) not in hashes:
-            hashes[id(item)] = content_hash(item)
-    return [(eid, f"{kind}:{hashes[id(item)]}") for item in items]
-
-
-def encode_sounds(sources: Sequence[Any], audio_encoder: Any, *, cache: EmbeddingCache | None = None) -> np.ndarray:
-    """Raw audio-encoder embeddings ``(A, D)`` float32 of ``sources``, in order, through the cache."""
-    return _encode_sounds(sources, audio_encoder, cache, None)
-
-
-def _encode_sounds(sources: Sequence[Any], audio_encoder: Any, cache: EmbeddingCache | None,
-                   hashes: dict[int, str] | None) -> np.ndarray:
-    """:func:`encode_sounds`; with a ``hashes`` memo the sources are ``Sound.sources`` (already checked)."""
-    if audio_encoder is None:
-        raise ValueError("sound prompts need an audio encoder (audio_encoder=...)")
-    if not hasattr(audio_encoder, "encode_sources"):
-        raise TypeError(f"{type(audio_encoder).__name__} has no encode_sources(sources) method")
-    checked = list(sources) if hashes is not None else [_check_source(s) for s in sources]
-    if not checked:
-        raise ValueError("no sound sources given")
-    keys = _cache_keys("audio", audio_encoder, checked, hashes)
-    rows = (DEFAULT_CACHE if cache is None else cache).get_many(
-        keys, checked, lambda items: audio_encoder.encode_sources([_audio_input(s) for s in items]))
-    return np.stack(rows)
-
-
-def encode_texts(texts: Sequence[str], text_encoder: Any, *, cache: EmbeddingCache | None = None) -> np.ndarray:
-    """Raw text-encoder embeddings ``(T, D)`` float32 (``text_encoder.encode(texts)``), through the cache."""
-    if text_encoder is None:
-        raise ValueError("text prompts need a text encoder (text_encoder=ClipTextEncoder...)")
-    texts = [Text(t).text for t in texts]
-    eid = encoder_id(text_encoder)
-    keys = [(eid, "text:" + t) for t in texts]
-    store = DEFAULT_CACHE if cache is None else cache
-    return np.stack(store.get_many(keys, texts, lambda items: text_encoder.encode(items)))
-
-
-def encode_images(images: Sequence[Any], image_encoder: Any, *, cache: EmbeddingCache | None = None) -> np.ndarray:
-    """Raw image-encoder embeddings ``(I, D)`` float32 (``image_encoder.encode(images)``), through the cache."""
-    return _encode_images(images, image_encoder, cache, None)
-
-
-def _encode_images(images: Sequence[Any], image_encoder: Any, cache: EmbeddingCache | None,
-                   hashes: dict[int, str] | None) -> np.ndarray:
-    """:func:`encode_images`; with a ``hashes`` memo the images are ``Image.images`` (already checked/converted)."""
-    if image_encoder is None:
-        raise ValueError("image prompts need an image encoder (image_encoder=ClipImageEncoder...)")
-    checked = list(images) if hashes is not None else [_check_image(im) for im in images]
-    if not checked:
-        raise ValueError("no images given")
-    keys = _cache_keys("image", image_encoder, checked, hashes)
-    store = DEFAULT_CACHE if cache is None else cache
-    return np.stack(store.get_many(keys, checked, lambda items: image_encoder.encode(
-        [str(im) if isinstance(im, Path) else im for im in items])))
-
-
 def _walk(prompt: Prompt) -> Iterable[Prompt]:
     yield prompt
     if isinstance(prompt, Mix):
@@ -275,50 +155,52 @@ def _walk(prompt: Prompt) -> Iterable[Prompt]:
 class _Resolver:
     """Turns prompts into detector-space unit vectors (after the encoders have filled the cache)."""
 
-    def __init__(self, audio_encoder: Any, bridge: Any, text_encoder: Any, average: str,
-                 cache: EmbeddingCache, image_encoder: Any = None, hashes: dict[int, str] | None = None) -> None:
+    def __init__(self, audio_encoder: AudioEncoder | None, bridge: Bridge | None, text_encoder: TextEncoder | None,
+                 average: str, cache: EmbeddingCache, image_encoder: ImageEncoder | None = None,
+                 hashes: dict[int, str] | None = None) -> None:
         self.audio_encoder, self.bridge, self.text_encoder = audio_encoder, bridge, text_encoder
         self.image_encoder = image_encoder
         self.average, self.cache = average, cache
         self.hashes = {} if hashes is None else hashes  # content hashes by id(source), shared with the encode pass
 
-    def audio_to_detector(self, x: np.ndarray, space: str) -> np.ndarray:
-        """``(B, D)`` audio-space rows -> ``(B, 512)`` unit rows (bridged unless already in a CLIP space)."""
+    def to_detector(self, x: np.ndarray, space: str) -> np.ndarray:
+        """``(B, D)`` rows of ``space`` -> ``(B, 512)`` unit rows: bridged when the space needs it."""
+        if not needs_bridge(space):
+            return l2_normalize(x)
         if self.bridge is None:
-            if space in _DIRECT_SPACES:
-                return _unit(x)
-            raise ValueError(
-                f"sound prompts in the {x.shape[1]}-d {space!r} space need a bridge into the detector space "
+            raise InputError(
+                f"prompts in the {x.shape[1]}-d {space!r} space need a bridge into the detector space "
                 f"(bridge=LinearBridge/RetrievalBridge, e.g. audiodetic.bridge.default_bridge(...))"
             )
         if x.shape[1] != self.bridge.src_dim:
-            raise ValueError(f"the bridge maps {self.bridge.src_dim}-d inputs but the audio embeddings are "
-                             f"{x.shape[1]}-d; use a bridge fitted for this audio encoder")
+            raise InputError(f"the bridge maps {self.bridge.src_dim}-d inputs but the audio embeddings are "
+                             f"{x.shape[1]}-d (space {space!r}); use a bridge fitted for this audio encoder")
         return np.asarray(self.bridge.apply(x), np.float64)
 
     def vector(self, prompt: Prompt) -> np.ndarray:
         if isinstance(prompt, Text):
-            return _unit(encode_texts([prompt.text], self.text_encoder, cache=self.cache)[0])
+            return l2_normalize(encode_texts([prompt.text], self.text_encoder, cache=self.cache)[0])
         if isinstance(prompt, Sound):
-            raw = _encode_sounds(prompt.sources, self.audio_encoder, self.cache, self.hashes)
-            space = getattr(self.audio_encoder, "space", "imagebind")
+            raw = encode_sounds(prompt.sources, self.audio_encoder, cache=self.cache, hashes=self.hashes,
+                                checked=True)
+            space = self.audio_encoder.space
             if self.average == "audio":
-                return _unit(self.audio_to_detector(_unit(raw).mean(axis=0, keepdims=True), space)[0])
-            return _unit(self.audio_to_detector(_unit(raw), space).mean(axis=0))
+                prototype = l2_normalize(raw, what="clip embeddings").mean(axis=0, keepdims=True)
+                return l2_normalize(self.to_detector(prototype, space)[0])
+            return l2_normalize(self.to_detector(l2_normalize(raw, what="clip embeddings"), space).mean(axis=0))
         if isinstance(prompt, Image):
-            raw = _encode_images(prompt.images, self.image_encoder, self.cache, self.hashes)
-            space = getattr(self.image_encoder, "space", "unknown")
-            if space not in _DIRECT_SPACES:
-                raise ValueError(f"image embeddings in the {space!r} space cannot be used in the detector space")
-            return _unit(_unit(raw).mean(axis=0))
+            raw = encode_images(prompt.images, self.image_encoder, cache=self.cache, hashes=self.hashes,
+                                checked=True)
+            if needs_bridge(self.image_encoder.space):
+                raise InputError(f"image embeddings in the {self.image_encoder.space!r} space cannot be used in "
+                                 f"the detector space")
+            return l2_normalize(l2_normalize(raw, what="image embeddings").mean(axis=0))
         if isinstance(prompt, Embedding):
-            if prompt.space in _DIRECT_SPACES:
-                return _unit(prompt.vector)
-            return _unit(self.audio_to_detector(prompt.vector[None, :], prompt.space)[0])
+            return l2_normalize(self.to_detector(prompt.vector[None, :], prompt.space)[0])
         total = sum(weight * self.vector(term) for weight, term in prompt.terms)
         if np.linalg.norm(total) < 1e-6:
-            raise ValueError("a Mix cancels out to the zero vector; change its weights")
-        return _unit(total)
+            raise InputError("a Mix cancels out to the zero vector; change its weights")
+        return l2_normalize(total)
 
 
 def _named_prompts(prompts: Any) -> list[tuple[str, Prompt]]:
@@ -339,18 +221,44 @@ def _named_prompts(prompts: Any) -> list[tuple[str, Prompt]]:
         raise ValueError("no prompts given")
     named = []
     for name, spec in pairs:
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"prompt names must be non-empty strings, got {name!r}")
-        try:
+        check_name(name, "prompts")
+        with _naming(name):
             named.append((name, as_prompt(spec)))
-        except (ValueError, FileNotFoundError) as error:
-            raise type(error)(f"prompt {name!r}: {error}") from None
     return named
 
 
-def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio_encoder: Any = None,
-                     bridge: Any = None, text_encoder: Any = None, average: Literal["audio", "detector"] = "audio",
-                     cache: EmbeddingCache | None = None, image_encoder: Any = None) -> Vocabulary:
+@contextlib.contextmanager
+def _naming(name: str) -> Iterator[None]:
+    """Prefix the message of a user error raised inside with the prompt's name."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError) as error:
+        raise type(error)(f"prompt {name!r}: {error}") from None
+
+
+def sound_prompts(sources_by_name: Mapping[str, Sequence[Any]]) -> dict[str, Sound]:
+    """``{name: Sound(sources)}`` from parsed sound prompts (:func:`audiodetic.inputs.parse_audio_prompts`); an
+    unusable source raises an error naming its prompt."""
+    sounds = {}
+    for name, sources in sources_by_name.items():
+        with _naming(name):
+            sounds[name] = Sound(list(sources))
+    return sounds
+
+
+def image_prompts(pictures_by_name: Mapping[str, Sequence[Any]]) -> dict[str, Image]:
+    """``{name: Image(pictures)}``; an unusable picture raises an error naming its prompt."""
+    images = {}
+    for name, pictures in pictures_by_name.items():
+        with _naming(name):
+            images[name] = Image(list(pictures))
+    return images
+
+
+def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio_encoder: AudioEncoder | None = None,
+                     bridge: Bridge | str | os.PathLike[str] | None = None, text_encoder: TextEncoder | None = None,
+                     average: Literal["audio", "detector"] = "audio", cache: EmbeddingCache | None = None,
+                     image_encoder: ImageEncoder | None = None) -> Vocabulary:
     """A :class:`~audiodetic.vocabulary.Vocabulary` of unit rows in the detector space, one per named prompt.
 
     Args:
@@ -361,7 +269,7 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
         bridge: maps audio embeddings ``(B, D)`` to ``(B, 512)`` (``LinearBridge``/``RetrievalBridge``), or
             ``"linear"``/``"retrieval"``/a saved ``.npz``, resolved by :func:`audiodetic.bridge.default_bridge` only
             when a prompt needs it (fit-or-load with the released weights; kept for the process). May be ``None``
-            for encoders whose ``space`` is already CLIP's (Wav2CLIP).
+            when no prompt lives in a space that needs a bridge (text, images, Wav2CLIP sounds).
         text_encoder: needed for texts; ``encode(texts) -> (T, 512)`` raw (:class:`~audiodetic.encoders.clip_text.ClipTextEncoder`).
         average: where the clips of one :class:`Sound` are averaged (see the module doc).
         image_encoder: needed for :class:`Image` prompts (:class:`~audiodetic.encoders.clip_image.ClipImageEncoder`; CLIP's
@@ -370,7 +278,7 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
     Returns: ``Vocabulary(names, (C, 512) float32 unit rows, space=DETECTOR_SPACE)``.
     """
     if average not in ("audio", "detector"):
-        raise ValueError(f"average must be 'audio' or 'detector', got {average!r}")
+        raise InputError(f"average must be 'audio' or 'detector', got {average!r}")
     named = _named_prompts(prompts)
     cache = DEFAULT_CACHE if cache is None else cache
     # Encode everything missing in two batched calls, so the per-prompt resolution below only hits the cache.
@@ -380,15 +288,15 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
     pictures = [im for leaf in leaves if isinstance(leaf, Image) for im in leaf.images]
     hashes: dict[int, str] = {}  # the sources are hashed here once; resolving the prompts reuses the hashes
     if sources:
-        _encode_sounds(sources, audio_encoder, cache, hashes)
+        encode_sounds(sources, audio_encoder, cache=cache, hashes=hashes, checked=True)
     if texts:
         encode_texts(texts, text_encoder, cache=cache)
     if pictures:
-        _encode_images(pictures, image_encoder, cache, hashes)
+        encode_images(pictures, image_encoder, cache=cache, hashes=hashes, checked=True)
     if isinstance(bridge, (str, os.PathLike)):
-        bridged = [leaf for leaf in leaves if isinstance(leaf, Sound) or
-                   (isinstance(leaf, Embedding) and leaf.space not in _DIRECT_SPACES)]
-        if bridged and getattr(audio_encoder, "space", "imagebind") not in _DIRECT_SPACES:
+        bridged = [leaf for leaf in leaves if (isinstance(leaf, Sound) and needs_bridge(audio_encoder.space))
+                   or (isinstance(leaf, Embedding) and needs_bridge(leaf.space))]
+        if bridged:
             from audiodetic.bridge import default_bridge
 
             bridge = default_bridge(bridge, audio_encoder=audio_encoder)

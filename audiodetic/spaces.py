@@ -60,7 +60,8 @@ def l2_normalize(x: Any, *, what: str = "embedding") -> np.ndarray:
     """Rows of ``x`` scaled to unit L2 norm - the one normalisation rule for embeddings handed between components.
 
     Args:
-        x: ``(N, D)`` matrix or one ``(D,)`` vector (numpy array, list or torch tensor) of real numbers.
+        x: ``(N, D)`` matrix (``N`` may be 0) or one ``(D,)`` vector (numpy array, list or torch tensor) of real
+            numbers.
         what: what the rows are, for the error message.
 
     Returns:
@@ -78,8 +79,8 @@ def l2_normalize(x: Any, *, what: str = "embedding") -> np.ndarray:
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise InputError(f"{what}: expected real numbers, got dtype {array.dtype}")
     array = array.astype(np.float32 if array.dtype == np.float32 else np.float64, copy=False)
-    if array.ndim not in (1, 2) or array.size == 0:
-        raise InputError(f"{what}: expected a non-empty (D,) vector or (N, D) matrix, got shape {array.shape}")
+    if array.ndim not in (1, 2) or array.shape[-1] == 0:
+        raise InputError(f"{what}: expected a (D,) vector or an (N, D) matrix with D >= 1, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise InputError(f"{what}: contains NaN or infinite values")
     norms = np.linalg.norm(array, axis=-1, keepdims=True)

@@ -10,14 +10,13 @@ same palette entry, the later name (in vocabulary order) takes the next free ent
 
 from __future__ import annotations
 
-import os
 import zlib
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
+from audiodetic.inputs import as_pil_rgb
 from audiodetic.structures import Detections
 
 # Well-separated, saturated colours (RGB) that stay visible on both light and dark photos.
@@ -27,39 +26,6 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180),
     (0, 0, 128), (128, 128, 128),
 )
-
-
-def to_pil_rgb(image: Any, *, argument: str = "image") -> Image.Image:
-    """Return ``image`` as an RGB ``PIL.Image`` (a new object; the input is never modified).
-
-    Args:
-        image: a path (``str``/``os.PathLike``; EXIF orientation applied), a ``PIL.Image`` (any mode), or an
-            ``(H, W, 3)`` ``uint8`` RGB array
-            (``(H, W)`` grayscale and ``(H, W, 4)`` RGBA ``uint8`` arrays are accepted too).
-        argument: the parameter name used in error messages.
-    """
-    if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"{argument}: image file not found: {path}")
-        try:
-            with Image.open(path) as opened:
-                return ImageOps.exif_transpose(opened).convert("RGB")  # camera orientation, as detectron2 reads
-        except (OSError, Image.DecompressionBombError) as error:
-            raise ValueError(f"{argument}: cannot read {path} as an image ({error})") from None
-    if isinstance(image, Image.Image):
-        return image.convert("RGB") if image.mode != "RGB" else image.copy()
-    if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8:
-            raise ValueError(f"{argument}: arrays must be uint8 RGB (H, W, 3); got dtype {image.dtype}")
-        if image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4)):
-            if min(image.shape[:2]) == 0:
-                raise ValueError(f"{argument}: empty image of shape {image.shape}")
-            return Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
-        raise ValueError(f"{argument}: arrays must have shape (H, W, 3) (RGB); got {image.shape}")
-    raise TypeError(
-        f"{argument}: expected a file path, a PIL.Image or an (H, W, 3) uint8 numpy array, got {type(image).__name__}"
-    )
 
 
 def colors_for(names: Sequence[str]) -> dict[str, tuple[int, int, int]]:
@@ -130,7 +96,7 @@ def draw(
         raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
     if font_size is not None and int(font_size) < 1:
         raise ValueError(f"font_size must be a positive number of pixels, got {font_size}")
-    canvas = to_pil_rgb(image)
+    canvas = as_pil_rgb(image)
     width, height = canvas.size
     if detections.image_size != (height, width):
         raise ValueError(

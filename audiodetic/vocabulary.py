@@ -2,7 +2,8 @@
 
 A vocabulary is what the detector classifies against: ``C`` prompt names and a ``(C, D)`` float32 matrix of
 L2-normalised rows. The detector space of the released Detic checkpoints is the 512-d CLIP ViT-B/32 text space
-(:data:`DETECTOR_SPACE`). Builders from sounds, text and images live in :mod:`audiodetic.prompts`.
+(:data:`~audiodetic.spaces.DETECTOR_SPACE`). Builders from sounds, text and images live in
+:mod:`audiodetic.prompts`.
 """
 
 from __future__ import annotations
@@ -16,18 +17,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from audiodetic.errors import VocabularyError
-
-DETECTOR_SPACE = "clip-vit-b32-text"
-"""The 512-d space released Detic classifiers were trained against (CLIP ViT-B/32 text embeddings)."""
+from audiodetic.spaces import DETECTOR_SPACE, default_space, l2_normalize
 
 _FORMAT = "audiodetic-vocabulary/1"
-
-
-def l2_normalize(matrix: np.ndarray, *, eps: float = 1e-12) -> np.ndarray:
-    """Rows of ``matrix`` (``(C, D)``) scaled to unit L2 norm, in float32."""
-    matrix = np.asarray(matrix, np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.maximum(norms, eps)).astype(np.float32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,7 +235,3 @@ def as_vocabulary(value: Any, names: Sequence[str] | None = None) -> Vocabulary:
         names = [f"class_{i}" for i in range(matrix.shape[0])]
     return Vocabulary(tuple(names), matrix, space=default_space(matrix.shape[1]))
 
-
-def default_space(dim: int) -> str:
-    """The space assumed for a bare ``(C, dim)`` matrix: the detector space when ``dim == 512``."""
-    return DETECTOR_SPACE if dim == 512 else f"unknown-{dim}d"

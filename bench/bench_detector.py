@@ -98,7 +98,7 @@ def bench_arch(arch: str, threads: int, repeats: int, classes: int, score_thresh
     import torch
 
     from audiodetic.detector.convert import load_detector
-    from audiodetic.predictor import Predictor
+    from audiodetic.detector.predictor import DetectorPredictor
     from audiodetic.testing.detic_checkpoints import make_detic_state_dict
     from audiodetic.vocabulary import Vocabulary
 
@@ -121,7 +121,7 @@ def bench_arch(arch: str, threads: int, repeats: int, classes: int, score_thresh
         detector.detect(image, vocabulary, score_threshold=score_threshold)
         end_to_end.append(time.perf_counter() - start)
 
-    predictor = Predictor(detector)
+    predictor = DetectorPredictor(detector)
     start = time.perf_counter()
     predictor.set_image(image)
     set_image = time.perf_counter() - start

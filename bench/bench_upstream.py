@@ -75,7 +75,7 @@ def bench_model(key: str, checkpoint: Path, threads: int, repeats: int, warmup: 
     ue = _upstream_env()
     ue.import_upstream()
     from audiodetic.detector.convert import load_detector
-    from audiodetic.predictor import Predictor
+    from audiodetic.detector.predictor import DetectorPredictor
     from audiodetic.vocabulary import Vocabulary
 
     config_name = MODELS[key]
@@ -110,7 +110,7 @@ def bench_model(key: str, checkpoint: Path, threads: int, repeats: int, warmup: 
                 ours = run_ours()
                 t_ours.append(time.perf_counter() - start)
     pair_ratios = [o / u for o, u in zip(t_ours, t_up)]
-    predictor = Predictor(detector)
+    predictor = DetectorPredictor(detector)
     predictor.set_image(image)
     predictor.predict(vocabulary)  # the first predict runs the mask head for the survivors (cached per proposal)
     t_prompt, _ = _median_time(lambda: predictor.predict(vocabulary), repeats)  # same vocabulary: same work

@@ -31,8 +31,8 @@ def tiny_audio_encoder(seed: int = 0) -> Any:
 
 
 def tiny_model(seed: int = 0, *, detector: Any = None) -> Any:
-    """An :class:`~audiodetic.api.AudiodeticModel` of tiny random parts: detector, audio tower, bridge, text."""
-    from audiodetic.api import AudiodeticModel, Deferred
+    """An :class:`~audiodetic.model.AudiodeticModel` of tiny random parts: detector, audio tower, bridge, text."""
+    from audiodetic.model import AudiodeticModel, Deferred
     from audiodetic.bridge import LinearBridge
     from audiodetic.encoders.clip_text import ClipTextEncoder
 

@@ -133,7 +133,7 @@ def test_sound_and_text_prompts(tmp_path) -> None:
     vocabulary = model.vocabulary([bark, siren], ["a dog"])
     assert vocabulary.names == ("bark", "siren", "a dog") and vocabulary.embeddings.shape == (3, 512)
     np.testing.assert_allclose(np.linalg.norm(vocabulary.embeddings, axis=1), 1.0, atol=1e-5)
-    result = model.detect(image, [bark, siren], text=["a dog"], score_threshold=0.3, with_masks=False)
+    result = model.detect(image, [bark, siren], text_prompts=["a dog"], score_threshold=0.3, with_masks=False)
     assert result.names == vocabulary.names and len(result) > 0
     # a (waveform, rate) pair with the same samples as the file gives the same embedding
     from audiodetic.encoders.audio.io import load_audio

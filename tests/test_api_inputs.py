@@ -1,4 +1,4 @@
-"""Tests of the argument normalisation behind audiodetic.detect (no models needed)."""
+"""Tests of the argument parsing behind audiodetic.detect (no models needed)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ from audiodetic.inputs import (
     as_rgb_array,
     check_device,
     check_threshold,
-    normalize_audio_prompts,
-    normalize_text_prompts,
+    parse_audio_prompts,
+    parse_text_prompts,
 )
 
 
 def test_audio_prompt_forms(tmp_path) -> None:
     wave = (np.zeros(1600, np.float32), 16000)
-    assert normalize_audio_prompts(None) == {}
-    assert normalize_audio_prompts("sounds/dog_bark.wav") == {"dog_bark": ["sounds/dog_bark.wav"]}
-    assert normalize_audio_prompts(tmp_path / "siren.flac") == {"siren": [tmp_path / "siren.flac"]}
-    assert list(normalize_audio_prompts(wave)) == ["sound_1"]
-    listed = normalize_audio_prompts(["a/dog.wav", wave, "b/cat.ogg"])
+    assert parse_audio_prompts(None) == {}
+    assert parse_audio_prompts("sounds/dog_bark.wav") == {"dog_bark": ["sounds/dog_bark.wav"]}
+    assert parse_audio_prompts(tmp_path / "siren.flac") == {"siren": [tmp_path / "siren.flac"]}
+    assert list(parse_audio_prompts(wave)) == ["sound_1"]
+    listed = parse_audio_prompts(["a/dog.wav", wave, "b/cat.ogg"])
     assert list(listed) == ["dog", "sound_2", "cat"]
-    mapped = normalize_audio_prompts({"dog": ["1.wav", "2.wav"], "bird": wave})
+    mapped = parse_audio_prompts({"dog": ["1.wav", "2.wav"], "bird": wave})
     assert mapped["dog"] == ["1.wav", "2.wav"] and mapped["bird"][0] is wave
 
 
@@ -42,19 +42,19 @@ def test_audio_prompt_forms(tmp_path) -> None:
 )
 def test_audio_prompt_errors(value, error, message) -> None:
     with pytest.raises(error, match=message):
-        normalize_audio_prompts(value)
+        parse_audio_prompts(value)
 
 
 def test_text_prompt_forms_and_errors() -> None:
-    assert normalize_text_prompts("a dog") == {"a dog": "a dog"}
-    assert normalize_text_prompts(["dog", " cat "]) == {"dog": "dog", "cat": "cat"}
-    assert normalize_text_prompts({"pet": "a dog"}) == {"pet": "a dog"}
+    assert parse_text_prompts("a dog") == {"a dog": "a dog"}
+    assert parse_text_prompts(["dog", " cat "]) == {"dog": "dog", "cat": "cat"}
+    assert parse_text_prompts({"pet": "a dog"}) == {"pet": "a dog"}
     with pytest.raises(ValueError, match="non-empty"):
-        normalize_text_prompts([""])
+        parse_text_prompts([""])
     with pytest.raises(ValueError, match="twice"):
-        normalize_text_prompts(["dog", "dog"])
+        parse_text_prompts(["dog", "dog"])
     with pytest.raises(TypeError, match="text_prompts"):
-        normalize_text_prompts(3)
+        parse_text_prompts(3)
 
 
 def test_images_and_thresholds(tmp_path) -> None:

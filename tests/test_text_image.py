@@ -9,9 +9,11 @@ import torch
 from open_clip.model import CLIP
 from PIL import Image as PILImage
 
-from audiodetic.encoders.clip_image import SPACE, ClipImageConfig, ClipImageEncoder
+from audiodetic.encoders.clip_image import ClipImageConfig, ClipImageEncoder
+from audiodetic.spaces import CLIP_IMAGE_SPACE
 from audiodetic.errors import CheckpointError
-from audiodetic.prompts import EmbeddingCache, Image, Mix, build_vocabulary
+from audiodetic.encoders.cache import EmbeddingCache
+from audiodetic.prompts import Image, Mix, build_vocabulary
 from audiodetic.encoders.clip_text import ClipTextEncoder
 
 
@@ -36,7 +38,7 @@ def test_matches_open_clip_encode_image(tmp_path, reference):
     path = tmp_path / "ViT-B-32.pt"
     torch.jit.script(reference).save(str(path))  # OpenAI ships a TorchScript archive
     encoder = ClipImageEncoder.from_checkpoint(path)
-    assert encoder.embed_dim == 512 and encoder.space == SPACE
+    assert encoder.embed_dim == 512 and encoder.space == CLIP_IMAGE_SPACE
     pictures = [_picture(0), _picture(1, (40, 120))]
     preprocess = open_clip.image_transform(64, is_train=False)
     with torch.no_grad():

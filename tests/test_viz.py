@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from audiodetic.structures import Detections
-from audiodetic.viz import PALETTE, colors_for, draw, to_pil_rgb
+from audiodetic.inputs import as_pil_rgb
+from audiodetic.viz import PALETTE, colors_for, draw
 
 H, W = 120, 160
 
@@ -125,7 +126,7 @@ def test_accepts_path_and_rejects_bad_inputs(tmp_path) -> None:
     with pytest.raises(ValueError, match="alpha"):
         draw(_image(), _detections(), alpha=2.0)
     with pytest.raises(ValueError, match="uint8"):
-        to_pil_rgb(np.zeros((4, 4, 3), np.float32))
+        as_pil_rgb(np.zeros((4, 4, 3), np.float32))
     with pytest.raises(FileNotFoundError, match="missing.png"):
         draw(tmp_path / "missing.png", _detections())
     with pytest.raises(TypeError, match="Detections"):
@@ -143,4 +144,4 @@ def test_paths_follow_exif_orientation(tmp_path) -> None:
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
     Image.new("RGB", (40, 20), (200, 10, 10)).save(path, exif=exif)
-    assert to_pil_rgb(path).size == (20, 40)
+    assert as_pil_rgb(path).size == (20, 40)

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from audiodetic.errors import VocabularyError
-from audiodetic.vocabulary import DETECTOR_SPACE, Vocabulary, as_vocabulary
+from audiodetic.spaces import DETECTOR_SPACE
+from audiodetic.vocabulary import Vocabulary, as_vocabulary
 
 
 def random_vocab(names=("dog", "siren", "bell"), dim=512, seed=0):

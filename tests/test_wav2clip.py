@@ -9,7 +9,8 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from audiodetic.encoders.audio.wav2clip import SPACE, Wav2ClipEncoder
+from audiodetic.encoders.audio.wav2clip import Wav2ClipEncoder
+from audiodetic.spaces import CLIP_IMAGE_SPACE
 from audiodetic.errors import AudioDecodeError, CheckpointError
 from audiodetic.prompts import Sound, build_vocabulary
 
@@ -55,7 +56,7 @@ def released(tmp_path_factory):
 def test_matches_independent_rebuild(released):
     path, resnet, mlp = released
     model = Wav2ClipEncoder.from_checkpoint(path)
-    assert model.embed_dim == 512 and model.space == SPACE
+    assert model.embed_dim == 512 and model.space == CLIP_IMAGE_SPACE
     wave = torch.from_numpy(np.random.default_rng(0).standard_normal(24_000).astype(np.float32) * 0.1)
     with torch.no_grad():
         ours = model(wave)

@@ -13,28 +13,17 @@ Every bridge has ``apply(x (B, D_src)) -> np.ndarray (B, D_dst)`` unit-norm floa
 
 from __future__ import annotations
 
-import os
-from typing import Any, Union
+from typing import Any
 
-from audiodetic.bridge._common import FitReport, load_npz, retrieval_scores
+from audiodetic.bridge._common import Bridge, FitReport, retrieval_scores
+from audiodetic.bridge.files import check_bridge_spec, load_bridge
 from audiodetic.bridge.linear import LinearBridge
 from audiodetic.bridge.retrieval import RetrievalBridge
 
-Bridge = Union[LinearBridge, RetrievalBridge]
-
 __all__ = [
-    "Bridge", "FitReport", "LinearBridge", "RetrievalBridge", "load_bridge", "retrieval_scores", "fit_bridge",
-    "default_bridge",
+    "Bridge", "FitReport", "LinearBridge", "RetrievalBridge", "check_bridge_spec", "load_bridge", "retrieval_scores",
+    "fit_bridge", "default_bridge",
 ]
-
-
-def load_bridge(path: str | os.PathLike[str]) -> Bridge:
-    """Read any bridge saved by ``save`` (the kind is stored in the file)."""
-    meta, _ = load_npz(path)
-    kinds = {"linear": LinearBridge, "retrieval": RetrievalBridge}
-    if meta.get("kind") not in kinds:
-        raise ValueError(f"{path}: unknown bridge kind {meta.get('kind')!r}; known: {sorted(kinds)}")
-    return kinds[meta["kind"]].load(path)
 
 
 def __getattr__(name: str) -> Any:  # fit_bridge / default_bridge import the encoders lazily

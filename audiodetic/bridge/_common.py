@@ -1,4 +1,5 @@
-"""Shared pieces of the bridges: input checks, train/held-out splits, retrieval metrics, the fit report, file I/O.
+"""Shared pieces of the bridges: the :class:`Bridge` protocol, input checks, train/held-out splits, retrieval
+metrics, the fit report, file I/O.
 
 A *bridge* maps embeddings from a source space (ImageBind, ``D_src`` = 1024) into the detector space
 (CLIP ViT-B/32 text, ``D_dst`` = 512). Every bridge returns unit-norm float32 rows.
@@ -10,13 +11,34 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-from audiodetic.vocabulary import l2_normalize
+from audiodetic import io
+from audiodetic.errors import InputError, MissingFileError
+from audiodetic.spaces import l2_normalize
 
 FORMAT = "audiodetic-bridge/1"
+
+
+@runtime_checkable
+class Bridge(Protocol):
+    """What every bridge offers: ``apply`` maps ``(B, src_dim)`` source-space rows (array or tensor; a single
+    ``(src_dim,)`` row is read as ``B = 1``) to ``(B, dst_dim)`` unit-norm float32 detector-space rows."""
+
+    kind: str
+    report: "FitReport | None"
+
+    @property
+    def src_dim(self) -> int: ...
+
+    @property
+    def dst_dim(self) -> int: ...
+
+    def apply(self, x: Any) -> np.ndarray: ...
+
+    def save(self, path: str | os.PathLike[str]) -> Any: ...
 
 
 def as_matrix(x: Any, name: str, *, dim: int | None = None) -> np.ndarray:
@@ -49,12 +71,6 @@ def check_pairs(src: Any, dst: Any) -> tuple[np.ndarray, np.ndarray]:
     return src, dst
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit norm (float64; zero rows stay zero)."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
-
-
 def split_indices(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Random ``(train, held_out)`` index arrays; ``holdout`` is a fraction in ``[0, 1)``.
 
@@ -77,7 +93,7 @@ def retrieval_scores(mapped: np.ndarray, targets: np.ndarray, ks: tuple[int, ...
     Returns: ``{"top1": .., "top5": .., "mean_cosine": ..}`` (fractions in [0, 1]; cosine of each pair, averaged).
     Ties count against the prediction (the true row must beat every other row strictly).
     """
-    a, b = unit_rows(mapped), unit_rows(targets)
+    a, b = l2_normalize(mapped, what="mapped rows"), l2_normalize(targets, what="target rows")
     out: dict[str, float] = {}
     pair = np.einsum("nd,nd->n", a, b)
     rank = np.zeros(len(a), dtype=np.int64)
@@ -142,17 +158,6 @@ def train_stats(mapped: np.ndarray, targets: np.ndarray, limit: int = 4096, seed
 
 
 # ------------------------------------------------------------------------------------------------------ files
-def atomic_savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """``np.savez(path, **arrays)`` through a temporary file and ``os.replace``: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
              report: FitReport | None) -> Path:
     """Write ``path`` (``.npz``: arrays + JSON meta) and ``path`` with suffix ``.json`` (the report), atomically."""
@@ -160,12 +165,9 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], met
     if path.suffix != ".npz":
         raise ValueError(f"bridge files end in .npz, got {path.name!r}")
     payload = dict(meta, format=FORMAT, report=report.to_dict() if report else None)
-    atomic_savez(path, dict(meta=np.array(json.dumps(payload)), **arrays))
+    io.save_npz(path, dict(meta=np.array(json.dumps(payload)), **arrays), make_parents=True)
     if report is not None:
-        json_path = path.with_suffix(".json")
-        tmp_json = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
-        tmp_json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-        os.replace(tmp_json, json_path)
+        io.write_json(path.with_suffix(".json"), report.to_dict())
     return path
 
 
@@ -186,5 +188,5 @@ def load_npz(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np
 
 
 def finish_output(y: np.ndarray) -> np.ndarray:
-    """Bridge output: unit-norm float32 rows."""
-    return l2_normalize(y)
+    """Bridge output: unit-norm float32 rows (normalised in float32)."""
+    return l2_normalize(np.asarray(y, np.float32), what="bridge output")

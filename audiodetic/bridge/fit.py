@@ -25,12 +25,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from audiodetic.bridge import load_bridge
-from audiodetic.bridge._common import FORMAT, atomic_savez
+from audiodetic import io
+from audiodetic.bridge._common import FORMAT
+from audiodetic.bridge.files import check_bridge_spec, load_bridge
 from audiodetic.bridge.linear import LinearBridge
 from audiodetic.bridge.retrieval import RetrievalBridge
+from audiodetic.spaces import check_bridge_kind, is_bridge_kind
 
-KINDS = ("linear", "retrieval")
 _RELEASED_BRIDGES: dict[tuple[str, str, str, str], Any] = {}
 _RELEASED_LOCK = threading.RLock()  # concurrent first uses fit once
 IMAGEBIND_TEMPLATE = "{}"
@@ -38,7 +39,7 @@ IMAGEBIND_TEMPLATE = "{}"
 
 
 def _fingerprint(encoder: Any) -> str:
-    from audiodetic.prompts import encoder_id
+    from audiodetic.encoders.cache import encoder_id
 
     return encoder_id(encoder)
 
@@ -175,7 +176,7 @@ def label_embeddings(imagebind_text_encoder: Any, clip_text_encoder: Any = None,
     if dst is None:
         dst = _encode_all(clip_text_encoder, names, batch_size, progress, "CLIP text")
     if use_cache:
-        atomic_savez(path, {"src": src, "dst": np.asarray(dst, np.float32)})
+        io.save_npz(path, {"src": src, "dst": np.asarray(dst, np.float32)}, make_parents=True)
     return names, src, np.asarray(dst, np.float32), info
 
 
@@ -194,8 +195,7 @@ def fit_bridge(kind: str = "linear", *, imagebind_text_encoder: Any, clip_text_e
         use_cache: read and write cached label embeddings and bridges.
     Returns: the bridge, with ``report`` (held-out top-1/top-5 retrieval of label names).
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown bridge kind {kind!r}; choose one of {KINDS} (or pass a saved bridge file)")
+    check_bridge_kind(kind, argument="kind")
     params = ({"method": method, "alpha": alpha if isinstance(alpha, str) else float(alpha)} if kind == "linear"
               else {"temperature": float(temperature), "top_k": int(top_k)})
     names, src, dst, info = label_embeddings(imagebind_text_encoder, clip_text_encoder, labels, cache_dir=cache_dir,
@@ -233,10 +233,8 @@ def default_bridge(kind: str | os.PathLike[str] = "linear", *, audio_encoder: An
     Bridges obtained with the released weights (no encoders passed) are kept for the rest of the process, so later
     calls cost nothing.
     """
-    if isinstance(kind, os.PathLike) or (isinstance(kind, str) and kind not in KINDS):
-        if not str(kind).endswith(".npz") and not Path(kind).exists():
-            raise ValueError(f"bridge must be one of {KINDS} or a saved bridge .npz file, got {kind!r}")
-        bridge = load_bridge(kind)
+    if not is_bridge_kind(kind):
+        bridge = load_bridge(check_bridge_spec(kind))
     else:
         released = imagebind_text_encoder is None and clip_text_encoder is None and isinstance(labels, str)
         memo_key = (kind, str(labels), str(cache_dir), repr(sorted(fit_options.items())))

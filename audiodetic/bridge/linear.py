@@ -21,8 +21,9 @@ import numpy as np
 
 from audiodetic.bridge._common import (
     FitReport, as_matrix, check_pairs, finish_output, load_npz, retrieval_scores, save_npz, split_indices,
-    train_stats, unit_rows,
+    train_stats,
 )
+from audiodetic.spaces import l2_normalize
 
 METHODS = ("ridge", "procrustes")
 ALPHA_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -120,7 +121,7 @@ class LinearBridge:
             raise ValueError(f"alpha must be a finite number >= 0 or 'auto', got {alpha!r}")
         src, dst = check_pairs(src, dst)
         if normalize:
-            src, dst = unit_rows(src), unit_rows(dst)
+            src, dst = l2_normalize(src), l2_normalize(dst)
         train, held = split_indices(len(src), holdout, seed)
         if auto:
             alpha = _auto_alpha(src[train], dst[train], center, seed) if method == "ridge" else 0.0
@@ -152,7 +153,7 @@ class LinearBridge:
     # -------------------------------------------------------------------------------------------------- apply
     def _map(self, x: np.ndarray) -> np.ndarray:
         if self.normalize:
-            x = unit_rows(x)
+            x = l2_normalize(x)
         return (x - self.src_mean) @ self.weight.astype(np.float64) + self.dst_mean
 
     def apply(self, x: Any) -> np.ndarray:

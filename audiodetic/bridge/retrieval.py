@@ -19,8 +19,9 @@ import numpy as np
 
 from audiodetic.bridge._common import (
     FitReport, as_matrix, check_pairs, finish_output, load_npz, retrieval_scores, save_npz, split_indices,
-    train_stats, unit_rows,
+    train_stats,
 )
+from audiodetic.spaces import l2_normalize
 
 
 class RetrievalBridge:
@@ -47,8 +48,8 @@ class RetrievalBridge:
         names = tuple(f"label_{i}" for i in range(len(src))) if names is None else tuple(str(n) for n in names)
         if len(names) != len(src):
             raise ValueError(f"{len(names)} names given for {len(src)} labels")
-        self.label_src = unit_rows(src).astype(np.float32)
-        self.label_dst = unit_rows(dst).astype(np.float32)
+        self.label_src = l2_normalize(src).astype(np.float32)
+        self.label_dst = l2_normalize(dst).astype(np.float32)
         self.names = names
         self.temperature = float(temperature)
         self.top_k = int(min(top_k, len(src)))
@@ -72,7 +73,7 @@ class RetrievalBridge:
     # -------------------------------------------------------------------------------------------------- apply
     def label_weights(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(indices (B, k) int64, weights (B, k) float64)``: the chosen labels per input, best first."""
-        x = unit_rows(as_matrix(x, "bridge input", dim=self.src_dim))
+        x = l2_normalize(as_matrix(x, "bridge input", dim=self.src_dim))
         sims = x @ self.label_src.T.astype(np.float64)  # (B, L)
         k = self.top_k
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else np.tile(

@@ -1,9 +1,11 @@
-"""Process-wide cache of raw encoder outputs, keyed by encoder fingerprint and content hash.
+"""Process-wide cache of raw encoder outputs, keyed by encoder fingerprint and content hash, and the cached
+encoding of sounds, texts and images that the prompt builders use.
 
 Keys are ``(encoder_id(encoder), kind + ":" + content hash)``. Content hashes cover what an input *holds*: file
 bytes for paths, the bytes themselves, waveform/image arrays with dtype, shape (and sample rate), PIL pixels with
 mode and size, or the text. :class:`EmbeddingCache.get_many` encodes only missing keys, and a key another thread
-is already encoding is waited for rather than encoded twice.
+is already encoding is waited for rather than encoded twice. :func:`encode_sounds`, :func:`encode_texts` and
+:func:`encode_images` return raw ``(N, D)`` float32 encoder outputs through a cache.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ import uuid
 import weakref
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
+
+from audiodetic.errors import InputError, InputTypeError
+from audiodetic.inputs import check_image_prompt, check_sound_source
+
+if TYPE_CHECKING:
+    from audiodetic.encoders.protocols import AudioEncoder, ImageEncoder, TextEncoder
 
 _TOKENS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
 _TOKENS_LOCK = threading.Lock()
@@ -125,3 +133,72 @@ DEFAULT_CACHE = EmbeddingCache()
 
 def _to_numpy(x: Any) -> np.ndarray:
     return x.detach().float().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+# ------------------------------------------------------------------------------------------------ cached encoding
+def cache_keys(kind: str, encoder: Any, items: Sequence[Any], hashes: dict[int, str] | None = None
+               ) -> list[tuple[str, str]]:
+    """``(encoder_id, kind:content_hash)`` per item. ``hashes`` memoises hashes by ``id(item)`` while the caller
+    keeps the items alive (one vocabulary build), so a file is read and hashed once, not again per prompt."""
+    eid = encoder_id(encoder)
+    if hashes is None:
+        return [(eid, f"{kind}:{content_hash(item)}") for item in items]
+    for item in items:
+        if id(item) not in hashes:
+            hashes[id(item)] = content_hash(item)
+    return [(eid, f"{kind}:{hashes[id(item)]}") for item in items]
+
+
+def _as_encoder_input(item: Any) -> Any:
+    return str(item) if isinstance(item, Path) else item
+
+
+def encode_sounds(sources: Sequence[Any], audio_encoder: "AudioEncoder", *, cache: EmbeddingCache | None = None,
+                  hashes: dict[int, str] | None = None, checked: bool = False) -> np.ndarray:
+    """Raw audio-encoder embeddings ``(A, D)`` float32 of ``sources``, in order, through the cache.
+
+    ``checked=True`` says the sources are already in :func:`~audiodetic.inputs.check_sound_source` form.
+    """
+    if audio_encoder is None:
+        raise InputError("sound prompts need an audio encoder (audio_encoder=...)")
+    if not hasattr(audio_encoder, "encode_sources"):
+        raise InputTypeError(f"{type(audio_encoder).__name__} has no encode_sources(sources) method")
+    items = list(sources) if checked else [check_sound_source(s) for s in sources]
+    if not items:
+        raise InputError("no sound sources given")
+    keys = cache_keys("audio", audio_encoder, items, hashes)
+    rows = (DEFAULT_CACHE if cache is None else cache).get_many(
+        keys, items, lambda todo: audio_encoder.encode_sources([_as_encoder_input(s) for s in todo]))
+    return np.stack(rows)
+
+
+def encode_texts(texts: Sequence[str], text_encoder: "TextEncoder", *,
+                 cache: EmbeddingCache | None = None) -> np.ndarray:
+    """Raw text-encoder embeddings ``(T, D)`` float32 (``text_encoder.encode(texts)``), through the cache."""
+    if text_encoder is None:
+        raise InputError("text prompts need a text encoder (text_encoder=ClipTextEncoder...)")
+    texts = list(texts)
+    for text in texts:
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"texts must be non-empty strings, got {text!r}")
+    eid = encoder_id(text_encoder)
+    keys = [(eid, "text:" + t) for t in texts]
+    store = DEFAULT_CACHE if cache is None else cache
+    return np.stack(store.get_many(keys, texts, lambda todo: text_encoder.encode(todo)))
+
+
+def encode_images(images: Sequence[Any], image_encoder: "ImageEncoder", *, cache: EmbeddingCache | None = None,
+                  hashes: dict[int, str] | None = None, checked: bool = False) -> np.ndarray:
+    """Raw image-encoder embeddings ``(I, D)`` float32 (``image_encoder.encode(images)``), through the cache.
+
+    ``checked=True`` says the images are already in :func:`~audiodetic.inputs.check_image_prompt` form.
+    """
+    if image_encoder is None:
+        raise InputError("image prompts need an image encoder (image_encoder=ClipImageEncoder...)")
+    items = list(images) if checked else [check_image_prompt(im) for im in images]
+    if not items:
+        raise InputError("no images given")
+    keys = cache_keys("image", image_encoder, items, hashes)
+    store = DEFAULT_CACHE if cache is None else cache
+    return np.stack(store.get_many(keys, items,
+                                   lambda todo: image_encoder.encode([_as_encoder_input(im) for im in todo])))

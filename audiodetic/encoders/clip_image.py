@@ -17,13 +17,12 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 
-from audiodetic.errors import CheckpointError
 from audiodetic.encoders.clip_text import read_clip_state_dict
-
-SPACE = "clip-vit-b32-image"
+from audiodetic.errors import CheckpointError
+from audiodetic.inputs import as_pil_rgb
+from audiodetic.spaces import CLIP_IMAGE_SPACE
 
 
 @dataclass(frozen=True)
@@ -68,25 +67,10 @@ def _build_visual(config: ClipImageConfig) -> torch.nn.Module:
     return model.visual.eval()
 
 
-def _to_pil(image: Any) -> Any:
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, (str, os.PathLike)):
-        with Image.open(image) as opened:
-            return opened.convert("RGB")
-    array = np.asarray(image)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise ValueError(f"images must be paths, PIL images or HxWx3 uint8 RGB arrays; got {array.dtype} "
-                         f"{array.shape}")
-    return Image.fromarray(array, "RGB")
-
-
 class ClipImageEncoder:
     """CLIP image tower: images -> raw ``(B, D)`` float32 embeddings (D = 512 for ViT-B/32)."""
 
-    space = SPACE
+    space = CLIP_IMAGE_SPACE
 
     def __init__(self, visual: torch.nn.Module, *, device: str | torch.device = "cpu") -> None:
         import open_clip
@@ -155,7 +139,9 @@ class ClipImageEncoder:
             raise ValueError("no images given")
         out = []
         for start in range(0, len(images), batch_size):
-            batch = torch.stack([self.preprocess(_to_pil(im)) for im in images[start:start + batch_size]])
+            chunk = images[start:start + batch_size]
+            batch = torch.stack([self.preprocess(as_pil_rgb(image, argument=f"image {start + i}"))
+                                 for i, image in enumerate(chunk)])
             out.append(self.visual(batch.to(self.device)).float().cpu())
         return torch.cat(out)
 

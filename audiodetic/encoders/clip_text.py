@@ -27,7 +27,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from audiodetic.errors import CheckpointError
-from audiodetic.vocabulary import DETECTOR_SPACE
+from audiodetic.spaces import DETECTOR_SPACE
 
 DETIC_TEMPLATE = "a {}"
 """Detic's prompt template for class names (``'a ' + name``)."""

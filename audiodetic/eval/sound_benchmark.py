@@ -21,7 +21,6 @@ vocabulary), so the whole grid costs little more than one run.
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,9 @@ import numpy as np
 from audiodetic.eval.datasets import EvalDataset
 from audiodetic.eval.mappings import ClipIndex, SoundMapping
 from audiodetic.eval.runner import Variant
-from audiodetic.vocabulary import DETECTOR_SPACE, Vocabulary, l2_normalize
+from audiodetic import io
+from audiodetic.spaces import DETECTOR_SPACE, l2_normalize
+from audiodetic.vocabulary import Vocabulary
 
 AudioEmbedder = Callable[[Sequence[Path]], np.ndarray]
 """``embed(paths) -> (len(paths), D_audio)`` float32 audio embeddings (any norm)."""
@@ -110,12 +111,9 @@ def audio_embeddings(paths: Sequence[Path], embed: AudioEmbedder, *, cache: Path
             raise ValueError(f"audio embedder returned shape {matrix.shape} for {len(chunk)} clips")
         known.update(zip(chunk, l2_normalize(matrix)))
     if cache is not None and todo:
-        keys = sorted(known)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # ranks may write at once
-        np.savez(tmp, paths=np.array(keys), embeddings=np.stack([known[k] for k in keys]),
-                 encoder_id=np.array(encoder_id))
-        tmp.replace(cache)
+        keys = sorted(known)  # ranks may write at once: each publishes a whole file
+        io.save_npz(cache, {"paths": np.array(keys), "embeddings": np.stack([known[k] for k in keys]),
+                            "encoder_id": np.array(encoder_id)}, make_parents=True)
     return {Path(p): known[str(p)] for p in paths}
 
 

@@ -13,7 +13,10 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from audiodetic.vocabulary import DETECTOR_SPACE, Vocabulary, l2_normalize
+import numpy as np
+
+from audiodetic.spaces import DETECTOR_SPACE, l2_normalize
+from audiodetic.vocabulary import Vocabulary
 
 
 def text_vocabulary(names: Sequence[str], text_encoder: Any) -> Vocabulary:
@@ -26,7 +29,7 @@ def text_vocabulary(names: Sequence[str], text_encoder: Any) -> Vocabulary:
     matrix = text_encoder.encode(list(names))
     if hasattr(matrix, "detach"):
         matrix = matrix.detach().float().cpu().numpy()
-    return Vocabulary(tuple(names), l2_normalize(matrix), space=DETECTOR_SPACE)
+    return Vocabulary(tuple(names), l2_normalize(np.asarray(matrix, np.float32)), space=DETECTOR_SPACE)
 
 
 def load_text_encoder(name_or_path: str | os.PathLike[str], *, device: str = "cpu") -> Any:

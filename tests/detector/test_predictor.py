@@ -1,4 +1,4 @@
-"""Predictor: set_image once, predict many vocabularies; equal to one-shot detect; boxes never move."""
+"""DetectorPredictor: set_image once, predict many vocabularies; equal to one-shot detect; boxes never move."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from audiodetic.detector.boxes import clip_boxes
 from audiodetic.detector.config import DetectorConfig
 from audiodetic.detector.model import build_detector
 from audiodetic.detector.roi_heads import class_weight_matrix
-from audiodetic.predictor import Predictor
+from audiodetic.detector.predictor import DetectorPredictor
 from audiodetic.vocabulary import Vocabulary
 
 
@@ -41,7 +41,7 @@ def _same(a, b) -> None:
 
 
 def test_predict_equals_one_shot_detect(detector, image):
-    predictor = Predictor(detector)
+    predictor = DetectorPredictor(detector)
     predictor.set_image(image)
     assert predictor.is_image_set and predictor.image_size == (100, 140)
     for seed, kwargs in [(1, {}), (2, {"score_threshold": 0.0, "max_detections": 40}), (3, {"score_threshold": 0.0, "all_classes": True, "max_detections": 40}),
@@ -51,7 +51,7 @@ def test_predict_equals_one_shot_detect(detector, image):
 
 
 def test_changing_the_vocabulary_never_moves_boxes(detector, image):
-    predictor = Predictor(detector)
+    predictor = DetectorPredictor(detector)
     predictor.set_image(image)
     encoding = predictor.encoding
     height, width = encoding.original_size
@@ -79,7 +79,7 @@ def test_changing_the_vocabulary_never_moves_boxes(detector, image):
 
 
 def test_predict_before_set_image_raises(detector):
-    predictor = Predictor(detector)
+    predictor = DetectorPredictor(detector)
     with pytest.raises(ValueError, match="set_image"):
         predictor.predict(_vocabulary(2, 0))
     predictor.set_image(np.zeros((40, 40, 3), np.uint8), input_size=(160, 200))
@@ -88,7 +88,7 @@ def test_predict_before_set_image_raises(detector):
 
 
 def test_set_image_validates_and_keeps_no_stale_state(detector, image):
-    predictor = Predictor(detector)
+    predictor = DetectorPredictor(detector)
     predictor.set_image(image)
     with pytest.raises(ValueError, match="uint8"):
         predictor.set_image(image.astype(np.float32))
@@ -96,7 +96,7 @@ def test_set_image_validates_and_keeps_no_stale_state(detector, image):
 
 
 def test_masks_of_a_proposal_are_computed_once_and_reused(detector, image, monkeypatch):
-    predictor = Predictor(detector)
+    predictor = DetectorPredictor(detector)
     predictor.set_image(image)
     calls = []
     original = detector.roi_heads.mask_probabilities

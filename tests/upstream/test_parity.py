@@ -104,11 +104,11 @@ def test_r50_reprompt_and_all_classes_match_upstream(r50):
     at Detic's real-time input size (640/640; a 400x600 picture becomes 427x640) to keep CI time down."""
     from detectron2.data import transforms
 
-    from audiodetic.predictor import Predictor
+    from audiodetic.detector.predictor import DetectorPredictor
 
     _, predictor, detector = r50
     image = ue.synthetic_image(400, 600, seed=3)
-    ours_predictor = Predictor(detector)
+    ours_predictor = DetectorPredictor(detector)
     ours_predictor.set_image(image, input_size=(640, 640))
     vocabulary = _random_vocabulary(25, seed=4)
     ue.reset_upstream_vocabulary(predictor.model, vocabulary.embeddings)

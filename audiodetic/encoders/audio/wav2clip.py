@@ -32,11 +32,11 @@ import torch
 from torch import nn
 
 from audiodetic.errors import AudioDecodeError, CheckpointError
+from audiodetic.spaces import CLIP_IMAGE_SPACE
 
 SAMPLE_RATE = 16_000
 N_FFT = 512
 HOP_LENGTH = 353
-SPACE = "clip-vit-b32-image"
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class AudioResNet(nn.Module):
 class Wav2ClipEncoder(nn.Module):
     """Wav2CLIP: waveform ``(samples,)`` at 16 kHz -> ``(512,)``; :meth:`encode_sources` for files and arrays."""
 
-    space = SPACE
+    space = CLIP_IMAGE_SPACE
 
     def __init__(self, config: Wav2ClipConfig | None = None) -> None:
         super().__init__()

@@ -1,9 +1,11 @@
-"""``Predictor``: encode an image once, then detect with any number of vocabularies cheaply.
+"""``DetectorPredictor``: the detector-level half of :class:`audiodetic.Predictor` - one encoded image, classified
+against any number of vocabularies.
 
-Like segment-anything's ``SamPredictor``: ``set_image`` runs everything that does not depend on the vocabulary
-(backbone, FPN, proposals, the three class-agnostic cascade stages); ``predict`` reruns only the zero-shot
-classifier, the score combination, NMS and the mask head on the surviving detections. Because box regression is
-class-agnostic, the box of every proposal is the same for every vocabulary.
+``set_image`` runs everything that does not depend on the vocabulary (backbone, FPN, proposals, the three
+class-agnostic cascade stages); ``predict`` reruns only the zero-shot classifier, the score combination, NMS and
+the mask head on the surviving detections. Because box regression is class-agnostic, the box of every proposal is
+the same for every vocabulary. It takes ready vocabularies; prompts are the business of the public
+:class:`audiodetic.model.Predictor` that wraps it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from audiodetic.errors import InputError
 from audiodetic.structures import Detections
 
 
-class Predictor:
+class DetectorPredictor:
     """Re-promptable detection on one image at a time.
 
     Args:
@@ -23,7 +26,7 @@ class Predictor:
 
     Example::
 
-        predictor = Predictor(detector)
+        predictor = DetectorPredictor(detector)
         predictor.set_image(image)               # (H, W, 3) uint8 RGB
         dogs = predictor.predict(vocab_a)        # Detections in the image's pixels
         cats = predictor.predict(vocab_b, score_threshold=0.3)
@@ -41,7 +44,7 @@ class Predictor:
     def encoding(self) -> Any:
         """The cached ``ImageEncoding`` of the current image (raises ``ValueError`` before ``set_image``)."""
         if self._encoding is None:
-            raise ValueError("no image set: call Predictor.set_image(image) before predict()")
+            raise InputError("no image set: call set_image(image) before predict()")
         return self._encoding
 
     @property

@@ -2,14 +2,17 @@
 
 ``write_example_media(directory)`` writes a small drawn street scene (``scene.png``, 320x240 RGB) and three
 1.5-second 16 kHz mono 16-bit WAV sounds: ``siren.wav`` (a two-tone wail), ``birdsong.wav`` (rising chirps) and
-``engine.wav`` (a low rumble). ``python -m audiodetic.demo_media DIR`` regenerates the files shipped in
-``demo/examples/``.
+``engine.wav`` (a low rumble). ``python -m audiodetic.demo.media DIR`` regenerates the files shipped in
+``audiodetic/demo/examples/`` (package data); :func:`example_dir` finds them, or writes a copy where an install
+lacks them.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 import wave
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +119,18 @@ def write_example_media(directory: str | Path) -> dict[str, Path]:
     return paths
 
 
+def example_dir() -> Path:
+    """The example media shipped as package data, or a generated copy where the install lacks them."""
+    shipped = Path(str(resources.files("audiodetic.demo").joinpath("examples")))
+    if all((shipped / name).is_file() for name in EXAMPLE_FILES):
+        return shipped
+    directory = Path(tempfile.gettempdir()) / "audiodetic-demo-examples"
+    if not all((directory / name).is_file() for name in EXAMPLE_FILES):
+        write_example_media(directory)
+    return directory
+
+
 if __name__ == "__main__":
-    for written in write_example_media(sys.argv[1] if len(sys.argv) > 1 else "demo/examples").values():
+    default = Path(__file__).resolve().parent / "examples"
+    for written in write_example_media(sys.argv[1] if len(sys.argv) > 1 else default).values():
         print(written)

@@ -1,0 +1,52 @@
+"""Bridge specs and files: what a ``bridge=`` argument may be (a kind to fit, or a saved file), and reading any
+saved bridge back.
+
+A *bridge spec* is one of :data:`~audiodetic.spaces.BRIDGE_KINDS` (fitted or loaded from the cache by
+:func:`audiodetic.bridge.default_bridge` when first needed) or the path of a bridge saved by ``save`` (``.npz``,
+the kind stored inside).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from audiodetic.bridge._common import load_npz
+from audiodetic.bridge.linear import LinearBridge
+from audiodetic.bridge.retrieval import RetrievalBridge
+from audiodetic.errors import InputError, InputTypeError, MissingFileError
+from audiodetic.spaces import BRIDGE_KINDS, is_bridge_kind
+
+_CLASSES = {"linear": LinearBridge, "retrieval": RetrievalBridge}
+
+
+def check_bridge_spec(spec: Any, *, argument: str = "bridge") -> str | Path:
+    """``spec`` as a bridge kind (``str``, one of :data:`BRIDGE_KINDS`) or a saved bridge file (``Path``, exists).
+
+    Raises:
+        InputError: a bare word that is no bridge kind (``"quadratic"``).
+        MissingFileError: a file name (``.npz`` or a path with a folder) that does not exist.
+        InputTypeError: ``spec`` is not a string or path.
+    """
+    if is_bridge_kind(spec):
+        return spec
+    if not isinstance(spec, (str, os.PathLike)):
+        raise InputTypeError(f"{argument}: expected a bridge kind ({', '.join(BRIDGE_KINDS)}) or a saved bridge "
+                             f"file, got {type(spec).__name__}")
+    path = Path(spec)
+    if path.is_file():
+        return path
+    if path.suffix == ".npz" or len(path.parts) > 1 or isinstance(spec, os.PathLike):
+        raise MissingFileError(f"{argument}: bridge file not found: {path}")
+    raise InputError(f"{argument}: unknown bridge kind {os.fspath(spec)!r}; choose one of "
+                     f"{', '.join(BRIDGE_KINDS)} or give a saved bridge .npz file")
+
+
+def load_bridge(path: str | os.PathLike[str]) -> Any:
+    """Read any bridge saved by ``save`` (the kind is stored in the file)."""
+    meta, _ = load_npz(path)
+    kind = meta.get("kind")
+    if kind not in _CLASSES:
+        raise InputError(f"{path}: unknown bridge kind {kind!r}; this version reads {', '.join(sorted(_CLASSES))}")
+    return _CLASSES[kind].load(path)
