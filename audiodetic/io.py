@@ -4,7 +4,8 @@
 destination's folder (so the final rename never crosses file systems), are flushed and ``fsync``-ed, and only then
 renamed over the destination. Readers see the old file or the whole new one, never a part; when writing fails the
 temporary file is removed and the destination is untouched. The helpers below (:func:`write_bytes`,
-:func:`write_text`, :func:`write_json`, :func:`save_npz`, :func:`save_npy`) are thin wrappers.
+:func:`write_text`, :func:`write_json`, :func:`save_npz`, :func:`save_npy`, :func:`save_image`,
+:func:`save_figure`) are thin wrappers.
 
 :func:`check_output` is the rule for output paths given by a user: refuse a path that is one of the inputs
 (the same file, through any spelling or link), and refuse an existing file unless the caller allows replacing it.
@@ -21,7 +22,7 @@ from typing import Any, BinaryIO, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from audiodetic.errors import MissingFileError, OutputExistsError
+from audiodetic.errors import InputError, MissingFileError, OutputExistsError
 
 PathLike = str | os.PathLike[str]
 
@@ -95,6 +96,27 @@ def save_npy(path: PathLike, array: np.ndarray, **options: Any) -> Path:
     """``np.save(path, array)`` atomically (the name is kept as given; no ``.npy`` is appended)."""
     with atomic_writer(path, **options) as handle:
         np.save(handle, np.asarray(array))
+    return Path(path)
+
+
+def save_image(path: PathLike, image: Any, **options: Any) -> Path:
+    """Save a ``PIL.Image`` atomically, in the format its suffix names (``.png``, ``.jpg``...)."""
+    from PIL import Image
+
+    suffix = Path(path).suffix.lower()
+    image_format = Image.registered_extensions().get(suffix)
+    if image_format is None:
+        raise InputError(f"cannot save an image as {Path(path).name!r}: unknown picture suffix {suffix!r} "
+                         f"(use .png or .jpg)")
+    with atomic_writer(path, **options) as handle:
+        image.save(handle, format=image_format)
+    return Path(path)
+
+
+def save_figure(path: PathLike, figure: Any, *, dpi: int = 110, **options: Any) -> Path:
+    """Save a matplotlib figure atomically (format from the suffix, e.g. ``.png``)."""
+    with atomic_writer(path, **options) as handle:
+        figure.savefig(handle, format=Path(path).suffix.lstrip(".").lower() or "png", dpi=dpi)
     return Path(path)
 
 

@@ -12,12 +12,27 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping, Sequence, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Generic,
+    Iterator,
+    Mapping,
+    Sequence,
+    TypeVar,
+)
 
 from audiodetic.errors import InputError
 from audiodetic.inputs import (
-    as_rgb_array, check_device, check_name, check_threshold, is_image_batch, parse_audio_prompts,
-    parse_text_prompts, sequence_of_images,
+    as_rgb_array,
+    check_device,
+    check_name,
+    check_threshold,
+    is_image_batch,
+    parse_audio_prompts,
+    parse_text_prompts,
+    sequence_of_images,
 )
 from audiodetic.structures import Detections
 from audiodetic.vocabulary import Vocabulary, as_vocabulary

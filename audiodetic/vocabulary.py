@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from audiodetic import io
 from audiodetic.errors import VocabularyError
 from audiodetic.spaces import DETECTOR_SPACE, default_space, l2_normalize
 
@@ -160,10 +161,7 @@ class Vocabulary:
         if path.exists() and not _is_vocabulary_file(path):
             raise VocabularyError(f"{path} exists and is not an audiodetic vocabulary; not overwriting it")
         meta = json.dumps({"format": _FORMAT, "space": self.space, "names": list(self.names)})
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, embeddings=self.embeddings, meta=np.array(meta))
-        os.replace(tmp, path)
-        return path
+        return io.save_npz(path, {"embeddings": self.embeddings, "meta": np.array(meta)})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, names: Sequence[str] | None = None) -> "Vocabulary":
@@ -175,9 +173,9 @@ class Vocabulary:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"vocabulary file not found: {path}")
-        if path.suffix == ".npy":
+        if path.suffix.lower() == ".npy":
             return cls.from_npy(path, names=names)
-        if path.suffix != ".npz":
+        if path.suffix.lower() != ".npz":
             raise VocabularyError(f"vocabulary files are .npz (audiodetic) or .npy (C x D matrix), got {path.name!r}")
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -209,9 +207,7 @@ class Vocabulary:
 
     def to_npy(self, path: str | os.PathLike[str]) -> Path:
         """Write the ``(C, D)`` matrix in Detic's ``.npy`` format (names are not stored)."""
-        path = Path(path)
-        np.save(path, np.array(self.embeddings))
-        return path
+        return io.save_npy(path, np.array(self.embeddings))
 
 
 def _is_vocabulary_file(path: Path) -> bool:

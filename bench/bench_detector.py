@@ -78,8 +78,8 @@ def _staged_detect(detector: Any, image: Any, vocabulary: Any, score_threshold: 
             post_nms_topk=config.centernet_post_nms_topk)
         mark("proposals")
         features = list(pyramid[:3])
-        regions = detector.roi_heads.encode(features, boxes, scores, inputs.image_size)
-        encoding = ImageEncoding(inputs.original_size, inputs.image_size, features, boxes, scores, regions.boxes,
+        regions = detector.roi_heads.encode(features, boxes, scores, inputs.resized_size)
+        encoding = ImageEncoding(inputs.original_size, inputs.resized_size, features, boxes, scores, regions.boxes,
                                  regions.embeddings)
         mark("cascade")
         matrix, names = class_embeddings(vocabulary, None, config.embed_dim)

@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.suffix != ".npz":
         raise ValueError(f"--output must end in .npz, got {str(args.output)!r}")
     labels = _labels(args.labels)
-    from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder
     from audiodetic.bridge.fit import bridge_cache_dir, fit_bridge
+    from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder
 
     imagebind = ImageBindTextEncoder.from_checkpoint(args.imagebind_weights)
     clip = None

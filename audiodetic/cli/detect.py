@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -41,7 +40,12 @@ def register(subparsers: Any) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the contract plus prompts, drawing and progress."""
-    from audiodetic.api import DEFAULT_AUDIO_WEIGHTS, DEFAULT_BRIDGE, DEFAULT_DETECTOR, DEFAULT_TEXT_WEIGHTS
+    from audiodetic.api import (
+        DEFAULT_AUDIO_WEIGHTS,
+        DEFAULT_BRIDGE,
+        DEFAULT_DETECTOR,
+        DEFAULT_TEXT_WEIGHTS,
+    )
 
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files, folders (their images, sorted) or quoted globs such as 'shots/**/*.jpg'")
@@ -88,20 +92,6 @@ def parse_names(text: str | None) -> list[str] | None:
     if not names or any(not name for name in names):
         raise ValueError(f"--names must be comma-separated non-empty names, got {text!r}")
     return names
-
-
-def parse_input_size(text: str | None) -> tuple[int, int] | None:
-    """``"800,1333"`` -> ``(800, 1333)``; ``ValueError`` unless two positive integers."""
-    if text is None:
-        return None
-    parts = text.split(",")
-    try:
-        sizes = tuple(int(part) for part in parts)
-    except ValueError:
-        sizes = ()
-    if len(sizes) != 2 or min(sizes) <= 0:
-        raise ValueError(f"--input-size must be MIN,MAX (two positive integers, e.g. 800,1333), got {text!r}")
-    return sizes  # type: ignore[return-value]
 
 
 def parse_audio(items: Sequence[str]) -> dict[str, list[str]]:
@@ -159,30 +149,6 @@ def expand_images(items: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def check_images_readable(paths: Sequence[Path]) -> None:
-    """Open every image's header before any model loads, so a bad file fails in seconds, naming the file."""
-    from PIL import Image, UnidentifiedImageError
-
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                image.size  # noqa: B018 - the header is parsed by open()
-        except (UnidentifiedImageError, OSError) as error:
-            raise ValueError(f"cannot read {path} as an image: {error}") from None
-
-
-def load_vocabulary(path: str, names: Sequence[str] | None) -> Any:
-    """A ``Vocabulary`` from a ``.npy`` matrix (Detic's format) or an audiodetic ``.npz`` file."""
-    from audiodetic.vocabulary import Vocabulary
-
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"vocabulary file not found: {file}")
-    if file.suffix.lower() == ".npz":
-        return Vocabulary.load(file, names=names)
-    return Vocabulary.from_npy(file, names=names)
-
-
 def drawing_paths(images: Sequence[Path], directory: Path) -> list[Path]:
     """``DIR/<stem>.png`` per image; repeated stems get ``-2``, ``-3``... suffixes."""
     used: dict[str, int] = {}
@@ -196,23 +162,30 @@ def drawing_paths(images: Sequence[Path], directory: Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Detect on every image, write the JSON list (and drawings); returns 0."""
+    from audiodetic.bridge import check_bridge_spec
+    from audiodetic.inputs import (
+        check_image_file,
+        check_positive_int,
+        check_threshold,
+        parse_input_size,
+    )
+    from audiodetic.vocabulary import Vocabulary
+
     names = parse_names(args.names)
     input_size = parse_input_size(args.input_size)
-    if not 0.0 <= args.score_threshold < 1.0:
-        raise ValueError(f"--score-threshold must lie in [0, 1), got {args.score_threshold}")
-    if args.max_detections < 1:
-        raise ValueError(f"--max-detections must be a positive integer, got {args.max_detections}")
+    check_threshold(args.score_threshold, argument="--score-threshold")
+    check_positive_int(args.max_detections, argument="--max-detections")
     audio = parse_audio(args.audio)
     text = parse_text(args.text)
     if not (audio or text or args.vocabulary):
         raise ValueError("no prompts: give --audio NAME=FILE, --text NAME and/or --vocabulary FILE")
     if names is not None and args.vocabulary is None:
         raise ValueError("--names names the rows of --vocabulary; give --vocabulary FILE too")
-    if args.bridge not in ("linear", "retrieval") and not Path(args.bridge).is_file():
-        raise FileNotFoundError(f"--bridge must be linear, retrieval or a saved bridge file; not found: {args.bridge}")
+    check_bridge_spec(args.bridge, argument="--bridge")
     images = expand_images(args.images)
-    check_images_readable(images)
-    vocabulary_file = load_vocabulary(args.vocabulary, names) if args.vocabulary else None
+    for image in images:  # a bad file fails in seconds, before any model loads
+        check_image_file(image)
+    vocabulary_file = Vocabulary.load(args.vocabulary, names=names) if args.vocabulary else None
     output = None if args.output == "-" else Path(args.output)
     if output is not None and not output.parent.is_dir():
         raise FileNotFoundError(f"--output: directory does not exist: {output.parent}")
@@ -224,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from audiodetic import api
+    from audiodetic import api, io
     from audiodetic.inputs import as_rgb_array
 
     model = api.load(args.detector, device=args.device, half=args.half, audio_weights=args.audio_weights,
@@ -238,20 +211,18 @@ def run(args: argparse.Namespace) -> int:
     for image_path, drawing in bar:
         pixels = as_rgb_array(image_path)  # EXIF orientation applied, as detectron2 reads images
         predictor.set_image(pixels, input_size=input_size)
-        detections = predictor.predict(vocabulary, score_threshold=args.score_threshold,
+        detections = predictor.predict(vocabulary=vocabulary, score_threshold=args.score_threshold,
                                        all_classes=args.all_classes, with_masks=not args.no_masks,
                                        max_detections=args.max_detections)
         results.append(detections.to_json_dict(image=str(image_path)))
         if drawing is not None:
             from audiodetic.viz import draw
 
-            draw(pixels, detections).save(drawing)
+            io.save_image(drawing, draw(pixels, detections))
         bar.write(f"{image_path}: {len(detections)} detections", file=sys.stderr)
     text_out = json.dumps(results)
     if output is None:
         sys.stdout.write(text_out + "\n")
     else:
-        partial = output.with_name(output.name + ".partial")
-        partial.write_text(text_out)
-        os.replace(partial, output)
+        io.write_text(output, text_out)
     return 0

@@ -52,16 +52,6 @@ def _check_output(path: Path) -> Path:
     return path
 
 
-def _save(path: Path, matrix: Any) -> None:
-    import os
-
-    import numpy as np
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-    np.save(tmp, np.asarray(matrix, np.float32))
-    os.replace(tmp, path)
-
-
 def run(args: argparse.Namespace) -> int:
     """Encode and write ``--output``; prints the matrix shape and path on stdout."""
     output = _check_output(args.output)
@@ -93,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
             encoder = ImageBindTextEncoder.from_checkpoint(weights)
         matrix = encoder.encode(list(args.phrases))
     matrix = matrix.detach().float().cpu().numpy() if hasattr(matrix, "detach") else matrix
-    _save(output, matrix)
+    import numpy as np
+
+    from audiodetic import io
+
+    io.save_npy(output, np.asarray(matrix, np.float32))
     print(f"{tuple(matrix.shape)} -> {output}")
     return 0

@@ -98,9 +98,9 @@ def _print_unmerged(args: argparse.Namespace, env: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``eval coco|lvis`` command; returns the exit code."""
-    from audiodetic.eval import components
     from audiodetic.eval.datasets import EvalDataset
     from audiodetic.eval.pipeline import RunSettings, score_and_report
+    from audiodetic.inputs import parse_input_size
 
     dataset = EvalDataset.load(args.kind, args.annotations, args.images)
     if args.predictions is not None:
@@ -116,12 +116,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.images is None or args.detector is None:
         raise ValueError("running a detector needs --images and --detector (or score a file with --predictions)")
-    input_size: tuple[int, int] | None = None
-    if args.input_size:
-        sizes = components.parse_int_list(args.input_size, "--input-size")
-        if len(sizes) != 2:
-            raise ValueError(f"--input-size must be MIN,MAX (two integers), got {args.input_size!r}")
-        input_size = (sizes[0], sizes[1])
+    input_size = parse_input_size(args.input_size, argument="--input-size")
     settings = RunSettings(score_threshold=args.score_threshold, max_detections=args.max_detections,
                            all_classes=not args.one_class_per_proposal, max_images=args.max_images,
                            input_size=input_size, with_masks=not args.no_masks)
@@ -133,8 +128,12 @@ def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
     from audiodetic.eval.pipeline import evaluate, run_sound_benchmark
     from audiodetic.eval.runner import Variant
     from audiodetic.eval.sharding import Shard, device_for, distributed_env
-    from audiodetic.eval.vocabularies import builtin_dataset_vocabulary, load_text_encoder, matrix_vocabulary, \
-        text_vocabulary
+    from audiodetic.eval.vocabularies import (
+        builtin_dataset_vocabulary,
+        load_text_encoder,
+        matrix_vocabulary,
+        text_vocabulary,
+    )
 
     env = distributed_env()
     shard = Shard.parse(args.shard) if args.shard else None
@@ -163,6 +162,7 @@ def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
         return 0
     from audiodetic.eval.mappings import load_mapping, read_clip_index
     from audiodetic.eval.sound_benchmark import plan_benchmark
+    from audiodetic.spaces import BRIDGE_KINDS
 
     if args.audio_root is None:
         raise ValueError("--audio-map needs --audio-root (the audio dataset folder)")
@@ -173,7 +173,7 @@ def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
                           shots=components.parse_int_list(args.shots, "--shots"),
                           seeds=components.parse_int_list(args.seeds, "--seeds"))
     embed, encoder_id, audio_dim = components.audio_embedder(args.audio_encoder, device=device)
-    bridges = components.load_bridges(args.bridge or list(components.BRIDGE_KINDS), audio_dim=audio_dim)
+    bridges = components.load_bridges(args.bridge or list(BRIDGE_KINDS), audio_dim=audio_dim)
     text = text_vocabulary(plan.categories, load_text_encoder(args.text_encoder, device=device))
     detector = components.load_eval_detector(args.detector, device=device)
     described.update(audio_root=str(args.audio_root.resolve()), text_encoder=str(args.text_encoder))

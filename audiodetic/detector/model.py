@@ -1,14 +1,13 @@
 """``Detector``: Detic's CenterNet2 inference graph with the vocabulary as a call argument.
 
 ``encode(image)`` does all vocabulary-independent work once (preprocess, backbone, FPN, CenterNet proposals, the
-three class-agnostic cascade stages); ``classify(encoding, embeddings)`` scores the stored region embeddings
+three class-agnostic cascade stages); ``classify(encoding, vocabulary)`` scores the stored region embeddings
 against any vocabulary, thresholds, runs class-wise NMS and the mask head on the survivors only.
 ``detect(image, vocabulary) == classify(encode(image), vocabulary)``.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -16,12 +15,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from audiodetic import inputs
 from audiodetic.detector.boxes import clip_boxes, nonempty
 from audiodetic.detector.centernet import CenterNetHead, centernet_proposals
 from audiodetic.detector.config import DetectorConfig
 from audiodetic.detector.masks import paste_masks
 from audiodetic.detector.preprocess import preprocess_image
-from audiodetic.detector.roi_heads import CascadeROIHeads, RegionEncoding, class_weight_matrix
+from audiodetic.detector.roi_heads import (
+    CascadeROIHeads,
+    RegionEncoding,
+    class_weight_matrix,
+)
 from audiodetic.structures import Detections
 
 
@@ -31,7 +35,7 @@ class ImageEncoding:
 
     Attributes:
         original_size: ``(H, W)`` of the caller's image (the frame of the returned ``Detections``).
-        image_size: ``(h, w)`` of the resized network input (the frame of all boxes below).
+        resized_size: ``(h, w)`` of the resized network input (the frame of all boxes below).
         features: P3..P5 ``(1, C, h_l, w_l)`` float32 maps (pooled by the mask head).
         proposal_boxes: ``(N, 4)`` float32 CenterNet proposals, unclipped.
         proposal_scores: ``(N,)`` float32 ``sqrt(sigmoid(agn_hm))`` of each proposal.
@@ -44,7 +48,7 @@ class ImageEncoding:
     """
 
     original_size: tuple[int, int]
-    image_size: tuple[int, int]
+    resized_size: tuple[int, int]
     features: list[torch.Tensor]
     proposal_boxes: torch.Tensor
     proposal_scores: torch.Tensor
@@ -55,7 +59,7 @@ class ImageEncoding:
 
     @property
     def regions(self) -> RegionEncoding:
-        return RegionEncoding(self.boxes, self.embeddings, self.proposal_scores, self.image_size)
+        return RegionEncoding(self.boxes, self.embeddings, self.proposal_scores, self.resized_size)
 
 
 def class_embeddings(vocabulary: Any, names: Sequence[str] | None, dim: int) -> tuple[torch.Tensor, tuple[str, ...]]:
@@ -144,10 +148,10 @@ class Detector(nn.Module):
             min_box_side=config.centernet_min_box_side,
         )
         features = list(pyramid[: len(config.pooler_strides)])
-        regions = self.roi_heads.encode(features, proposal_boxes, proposal_scores, inputs.image_size)
+        regions = self.roi_heads.encode(features, proposal_boxes, proposal_scores, inputs.resized_size)
         return ImageEncoding(
             original_size=inputs.original_size,
-            image_size=inputs.image_size,
+            resized_size=inputs.resized_size,
             features=features,
             proposal_boxes=proposal_boxes,
             proposal_scores=proposal_scores,
@@ -160,7 +164,7 @@ class Detector(nn.Module):
     def classify(
         self,
         encoding: ImageEncoding,
-        embeddings: Any,
+        vocabulary: Any,
         *,
         names: Sequence[str] | None = None,
         score_threshold: float = 0.5,
@@ -172,8 +176,8 @@ class Detector(nn.Module):
 
         Args:
             encoding: from :meth:`encode` on this detector.
-            embeddings: ``(C, D)`` class embeddings (tensor/array, rows normalised here as upstream does) or a
-                ``Vocabulary``.
+            vocabulary: a ``Vocabulary``, or its ``(C, D)`` class embeddings as a tensor/array (rows normalised
+                here as upstream does).
             names: ``C`` class names (default: the vocabulary's, or ``class_0..``).
             score_threshold: keep scores strictly greater than this (Detic's demo default 0.5).
             all_classes: score every class of a proposal instead of only its best one(s).
@@ -184,7 +188,7 @@ class Detector(nn.Module):
             ``Detections`` in the original image frame, sorted by score (boxes float32 xyxy pixels).
         """
         _check_options(score_threshold, max_detections)
-        matrix, names = class_embeddings(embeddings, names, self.config.embed_dim)
+        matrix, names = class_embeddings(vocabulary, names, self.config.embed_dim)
         weights = class_weight_matrix(matrix.to(self.device))
         result = self.roi_heads.classify(
             encoding.regions,
@@ -228,7 +232,7 @@ class Detector(nn.Module):
         ``boxes`` ``(M, 4)`` are the clipped resized-frame boxes of proposals ``proposal_index`` ``(M,)``.
         """
         height, width = encoding.original_size
-        scale_x, scale_y = width / encoding.image_size[1], height / encoding.image_size[0]
+        scale_x, scale_y = width / encoding.resized_size[1], height / encoding.resized_size[0]
         scaled = boxes.clone()
         scaled[:, 0::2] *= scale_x
         scaled[:, 1::2] *= scale_y
@@ -276,29 +280,16 @@ def _unique_first(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def check_input_size(input_size: Any, config: DetectorConfig) -> tuple[int, int]:
-    """``(min_size, max_size)`` from an override or the config; ``ValueError`` unless two positive integers."""
+    """``(min_size, max_size)`` from an override (checked by :func:`audiodetic.inputs.check_input_size`) or the
+    config's own."""
     if input_size is None:
         return config.min_size, config.max_size
-    valid = not isinstance(input_size, (str, bytes))
-    try:
-        min_size, max_size = (int(v) for v in input_size)
-        valid = valid and all(float(v) == int(v) for v in input_size)
-    except (TypeError, ValueError):
-        valid = False
-    if not valid or min_size <= 0 or max_size <= 0:
-        raise ValueError(f"input_size must be two positive integers (min_size, max_size), got {input_size!r}")
-    return min_size, max_size
+    return inputs.check_input_size(input_size)
 
 
 def _check_options(score_threshold: Any, max_detections: Any) -> None:
-    try:
-        threshold = float(score_threshold)
-    except (TypeError, ValueError):
-        raise ValueError(f"score_threshold must be a number in [0, 1), got {score_threshold!r}") from None
-    if not math.isfinite(threshold) or not 0.0 <= threshold < 1.0:
-        raise ValueError(f"score_threshold must be a number in [0, 1), got {score_threshold!r}")
-    if isinstance(max_detections, bool) or not isinstance(max_detections, (int, np.integer)) or max_detections < 1:
-        raise ValueError(f"max_detections must be a positive integer, got {max_detections!r}")
+    inputs.check_threshold(score_threshold)
+    inputs.check_positive_int(max_detections, argument="max_detections")
 
 
 def build_detector(config: DetectorConfig | None = None) -> Detector:

@@ -26,18 +26,18 @@ class PreprocessedImage:
 
     Attributes:
         tensor: ``(1, 3, Hp, Wp)`` float32 normalised RGB, zero-padded to multiples of the size divisibility.
-        image_size: ``(h, w)`` of the resized image before padding (the frame of proposals and boxes).
+        resized_size: ``(h, w)`` of the resized image before padding (the frame of proposals and boxes).
         original_size: ``(H, W)`` of the caller's image.
     """
 
     tensor: torch.Tensor
-    image_size: tuple[int, int]
+    resized_size: tuple[int, int]
     original_size: tuple[int, int]
 
     @property
     def scale(self) -> tuple[float, float]:
         """``(scale_x, scale_y) = (W / w, H / h)``: multiply resized-frame coordinates to get original pixels."""
-        return (self.original_size[1] / self.image_size[1], self.original_size[0] / self.image_size[0])
+        return (self.original_size[1] / self.resized_size[1], self.original_size[0] / self.resized_size[0])
 
 
 def resized_shape(height: int, width: int, min_size: int, max_size: int) -> tuple[int, int]:
@@ -111,6 +111,6 @@ def preprocess_image(
     tensor = normalize_and_pad(resized, pixel_mean, pixel_std, size_divisibility)
     return PreprocessedImage(
         tensor=tensor,
-        image_size=(int(resized.shape[0]), int(resized.shape[1])),
+        resized_size=(int(resized.shape[0]), int(resized.shape[1])),
         original_size=(int(image.shape[0]), int(image.shape[1])),
     )

@@ -66,13 +66,13 @@ class RegionEncoding:
         boxes: ``(N, 4)`` float32 final boxes (stage-2 deltas on stage-2 inputs), resized frame, not yet clipped.
         embeddings: ``(S, N, D)`` float32 unit-L2 region embeddings of the ``S`` stages.
         proposal_scores: ``(N,)`` float32 CenterNet ``sqrt(sigmoid(agn_hm))`` of each proposal.
-        image_size: ``(h, w)`` of the resized input (clipping frame).
+        resized_size: ``(h, w)`` of the resized input (clipping frame).
     """
 
     boxes: torch.Tensor
     embeddings: torch.Tensor
     proposal_scores: torch.Tensor
-    image_size: tuple[int, int]
+    resized_size: tuple[int, int]
 
 
 @dataclass
@@ -121,26 +121,26 @@ class CascadeROIHeads(nn.Module):
         features: list[torch.Tensor],
         proposal_boxes: torch.Tensor,
         proposal_scores: torch.Tensor,
-        image_size: tuple[int, int],
+        resized_size: tuple[int, int],
     ) -> RegionEncoding:
         """Run every stage's box regression and projection.
 
         ``features``: P3..P5 ``(1, C, H_l, W_l)``; ``proposal_boxes``: ``(N, 4)`` CenterNet proposals (unclipped,
         resized frame); stage 0 pools them as they are, later stages pool the previous stage's boxes clipped to
-        ``image_size = (h, w)`` (no empty-box filtering at test time, as upstream).
+        ``resized_size = (h, w)`` (no empty-box filtering at test time, as upstream).
         """
         boxes = proposal_boxes
         embeddings = []
         for stage, (head, predictor) in enumerate(zip(self.box_head, self.box_predictor)):
             if stage > 0:
-                boxes = clip_boxes(boxes, image_size)
+                boxes = clip_boxes(boxes, resized_size)
             x = head(self.box_pooler(features, boxes))
             embeddings.append(predictor.cls_score(x))
             boxes = apply_deltas(
                 predictor.bbox_pred(x), boxes, self.config.cascade_bbox_reg_weights[stage], self.config.bbox_scale_clamp
             )
         return RegionEncoding(
-            boxes=boxes, embeddings=torch.stack(embeddings), proposal_scores=proposal_scores, image_size=image_size
+            boxes=boxes, embeddings=torch.stack(embeddings), proposal_scores=proposal_scores, resized_size=resized_size
         )
 
     def class_scores(
@@ -179,7 +179,7 @@ class CascadeROIHeads(nn.Module):
         if not bool(valid.all()):
             boxes, scores, rows = boxes[valid], scores[valid], rows[valid]
         scores = scores[:, :-1]
-        boxes = clip_boxes(boxes, encoding.image_size)
+        boxes = clip_boxes(boxes, encoding.resized_size)
         keep_mask = scores > score_threshold
         indices = keep_mask.nonzero()
         boxes = boxes[indices[:, 0]]

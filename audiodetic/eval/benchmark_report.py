@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from audiodetic import io
 from audiodetic.eval.reports import _clean, markdown_table, write_csv
 from audiodetic.eval.scoring import IouTypeScores
 from audiodetic.eval.sound_benchmark import variant_name
@@ -90,8 +91,7 @@ def plot_ap_vs_shots(summary: Mapping[str, Any], path: Path, *, title: str) -> P
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    io.save_figure(path, figure, make_parents=True)
     plt.close(figure)
     return path
 
@@ -106,7 +106,7 @@ def write_benchmark_report(folder: Path, scores: Scores, *, bridges: Sequence[st
     folder.mkdir(parents=True, exist_ok=True)
     payload = {"title": title, "bridges": list(bridges), "shots": list(shots), "seeds": list(seeds),
                **dict(extra or {}), "results": summaries}
-    (folder / "benchmark.json").write_text(json.dumps(_clean(payload), indent=1), encoding="utf-8")
+    io.write_json(folder / "benchmark.json", _clean(payload), indent=1)
     lines = [f"# {title}\n", "AP in %, averaged over the mapped categories; audio AP is the mean (± std) over "
              f"seeds {list(seeds)}; ratio = audio AP / text AP.\n"]
     for iou_type, summary in summaries.items():
@@ -123,5 +123,5 @@ def write_benchmark_report(folder: Path, scores: Scores, *, bridges: Sequence[st
                   markdown_table(per_category, percent_columns=percent)]
         if plots:
             plot_ap_vs_shots(summary, folder / f"benchmark_{iou_type}_ap_vs_shots.png", title=f"{title} ({iou_type})")
-    (folder / "benchmark.md").write_text("\n".join(lines), encoding="utf-8")
+    io.write_text(folder / "benchmark.md", "\n".join(lines))
     return summaries

@@ -8,8 +8,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-BRIDGE_KINDS: tuple[str, ...] = ("linear", "retrieval")
-
 
 def load_eval_detector(name_or_path: str, *, device: str) -> Any:
     """``audiodetic.detector.convert.load_detector(name_or_path, device=device)`` in eval mode."""
@@ -26,15 +24,11 @@ def load_bridges(specs: Sequence[str], *, audio_dim: int | None = None) -> dict[
 
     bridges: dict[str, Any] = {}
     for spec in specs:
-        path = Path(spec)
-        if path.suffix == ".npz" or path.exists():
-            if not path.is_file():
-                raise FileNotFoundError(f"bridge file not found: {path}")
-            name, bridge = path.stem, bridges_module.load_bridge(path)
-        elif spec in BRIDGE_KINDS:
-            name, bridge = spec, bridges_module.default_bridge(spec)
+        checked = bridges_module.check_bridge_spec(spec, argument="--bridge")
+        if isinstance(checked, str):
+            name, bridge = checked, bridges_module.default_bridge(checked)
         else:
-            raise ValueError(f"--bridge must be one of {BRIDGE_KINDS} or a saved bridge .npz, got {spec!r}")
+            name, bridge = checked.stem, bridges_module.load_bridge(checked)
         if name in bridges:
             raise ValueError(f"two bridges are named {name!r}; rename one of the files")
         if audio_dim is not None and int(bridge.src_dim) != int(audio_dim):

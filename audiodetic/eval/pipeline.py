@@ -8,12 +8,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from audiodetic import io
 from audiodetic.eval.datasets import EvalDataset
 from audiodetic.eval.reports import write_report
-from audiodetic.eval.runner import ImageHook, Variant, merge_predictions, prepare_output, run_predictions, \
-    wait_for_shards
+from audiodetic.eval.runner import (
+    ImageHook,
+    Variant,
+    merge_predictions,
+    prepare_output,
+    run_predictions,
+    wait_for_shards,
+)
 from audiodetic.eval.scoring import IouTypeScores, score_results
 from audiodetic.eval.sharding import DistributedEnv, Shard, effective_shard
+from audiodetic.inputs import check_input_size, check_positive_int, check_threshold
 
 
 @dataclass(frozen=True)
@@ -32,15 +40,11 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         if self.input_size is not None:
-            if len(self.input_size) != 2 or min(int(v) for v in self.input_size) < 1:
-                raise ValueError(f"input size must be two positive integers (min, max), got {self.input_size}")
-            object.__setattr__(self, "input_size", (int(self.input_size[0]), int(self.input_size[1])))
-        if not 0.0 <= self.score_threshold < 1.0:
-            raise ValueError(f"score threshold must lie in [0, 1), got {self.score_threshold}")
-        if self.max_detections < 1:
-            raise ValueError(f"max detections must be >= 1, got {self.max_detections}")
-        if self.max_images is not None and self.max_images < 1:
-            raise ValueError(f"max images must be >= 1, got {self.max_images}")
+            object.__setattr__(self, "input_size", check_input_size(self.input_size, argument="input size"))
+        object.__setattr__(self, "score_threshold", check_threshold(self.score_threshold, argument="score threshold"))
+        check_positive_int(self.max_detections, argument="max detections")
+        if self.max_images is not None:
+            check_positive_int(self.max_images, argument="max images")
 
 
 def select_image_ids(dataset: EvalDataset, max_images: int | None) -> list[int]:
@@ -80,7 +84,7 @@ def merge_and_score(output_dirs: Sequence[Path], dataset: EvalDataset, info: Map
         results = merge_predictions(output_dirs, name, image_ids)
         folder = destination / name
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "results.json").write_text(json.dumps(results), encoding="utf-8")
+        io.write_text(folder / "results.json", json.dumps(results))
         all_scores[name] = score_and_report(
             dataset, results, folder, title=f"{dataset.kind.upper()} {name}", image_ids=image_ids,
             category_ids=sorted(set(variant["category_ids"])), plots=plots)

@@ -7,13 +7,14 @@ papers print them). Plots use matplotlib's non-interactive Agg backend.
 from __future__ import annotations
 
 import csv
-import json
 import math
+from io import StringIO
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from audiodetic import io
 from audiodetic.eval.scoring import IouTypeScores
 
 MAX_BARS = 60
@@ -54,14 +55,13 @@ def per_category_rows(scores: Mapping[str, IouTypeScores]) -> list[dict[str, Any
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     """Rows as CSV (NaN written as an empty cell)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     columns = list(rows[0]) if rows else []
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
-    return path
+    text = StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+    return io.write_text(path, text.getvalue(), make_parents=True)
 
 
 def _cell(value: Any, percent: bool) -> str:
@@ -116,8 +116,7 @@ def plot_per_category_ap(result: IouTypeScores, path: Path, *, title: str) -> Pa
     axes.set_xlabel("AP (%)")
     axes.set_title(shown_title, fontsize=9)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    io.save_figure(path, figure, make_parents=True)
     plt.close(figure)
     return path
 
@@ -155,8 +154,7 @@ def plot_pr_curves(result: IouTypeScores, path: Path, *, title: str, max_categor
         if axes.lines:
             axes.legend(fontsize=7, loc="lower left")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    io.save_figure(path, figure, make_parents=True)
     plt.close(figure)
     return path
 
@@ -169,17 +167,17 @@ def write_report(folder: Path, scores: Mapping[str, IouTypeScores], *, title: st
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     written["metrics"] = folder / "metrics.json"
-    written["metrics"].write_text(json.dumps(metrics_dict(scores, extra), indent=1), encoding="utf-8")
+    io.write_json(written["metrics"], metrics_dict(scores, extra), indent=1)
     rows = per_category_rows(scores)
     written["csv"] = write_csv(folder / "per_category_ap.csv", rows)
     percent = [c for c in (rows[0] if rows else {}) if c.split("_")[-1].startswith("AP")]
     markdown = f"# {title}\n\n## Summary (%)\n\n{_summary_markdown(scores)}\n## Per category (AP %)\n\n"
     markdown += markdown_table(rows, percent_columns=percent)
     written["markdown"] = folder / "per_category_ap.md"
-    written["markdown"].write_text(markdown, encoding="utf-8")
+    io.write_text(written["markdown"], markdown)
     written["summary"] = folder / "summary.txt"
-    written["summary"].write_text("".join(f"== {iou_type} ==\n{result.text.strip()}\n"
-                                          for iou_type, result in scores.items()), encoding="utf-8")
+    io.write_text(written["summary"], "".join(f"== {iou_type} ==\n{result.text.strip()}\n"
+                                              for iou_type, result in scores.items()))
     if plots:
         for iou_type, result in scores.items():
             written[f"ap_{iou_type}"] = plot_per_category_ap(

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from audiodetic import io
 from audiodetic.eval.datasets import EvalDataset
 from audiodetic.eval.sharding import Shard
 from audiodetic.structures import Detections
@@ -54,10 +55,7 @@ class Variant:
 
 
 def _write_json_atomic(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    io.write_text(path, json.dumps(payload, indent=1, sort_keys=True), make_parents=True)
 
 
 def prepare_output(output_dir: Path, run_info: Mapping[str, Any], *, overwrite: bool = False,

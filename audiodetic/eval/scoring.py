@@ -10,16 +10,17 @@ protocol).
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
+from io import StringIO
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from audiodetic import io
 from audiodetic.eval.datasets import EvalDataset
 
 IOU_TYPES: tuple[str, ...] = ("bbox", "segm")
@@ -127,7 +128,7 @@ def _score_coco(dataset: EvalDataset, results: list[dict[str, Any]], iou_type: s
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    log = io.StringIO()
+    log = StringIO()
     with contextlib.redirect_stdout(log):
         ground_truth = COCO()
         ground_truth.dataset = _copy_for_evaluator(dataset.data)
@@ -158,7 +159,7 @@ def _score_lvis(dataset: EvalDataset, results: list[dict[str, Any]], iou_type: s
     from audiodetic.eval.lvis_compat import import_lvis, numpy_float_alias
 
     _, LVISResults, LVISEval = import_lvis()
-    log = io.StringIO()
+    log = StringIO()
     if not results:
         # lvis-api cannot load an empty list. One empty, zero-score detection ranks last and matches nothing, so
         # it cannot raise any precision: every category with ground truth still scores AP 0.
@@ -213,7 +214,7 @@ def _load_lvis_ground_truth(dataset: EvalDataset) -> Any:
             return LVIS(str(dataset.annotation_path))
         with tempfile.TemporaryDirectory(prefix="audiodetic-lvis-") as folder:
             path = Path(folder) / "annotations.json"
-            path.write_text(json.dumps(dataset.data), encoding="utf-8")
+            io.write_text(path, json.dumps(dataset.data))
             return LVIS(str(path))
 
 

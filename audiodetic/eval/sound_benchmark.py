@@ -28,10 +28,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from audiodetic import io
 from audiodetic.eval.datasets import EvalDataset
 from audiodetic.eval.mappings import ClipIndex, SoundMapping
 from audiodetic.eval.runner import Variant
-from audiodetic import io
 from audiodetic.spaces import DETECTOR_SPACE, l2_normalize
 from audiodetic.vocabulary import Vocabulary
 
@@ -161,4 +161,4 @@ def benchmark_variants(plan: BenchmarkPlan, text: Vocabulary, bridges: Mapping[s
 
 def write_clip_record(path: Path, record: Mapping[str, Any]) -> None:
     """The clips each prompt was built from (``{"k4-s1": {category: [file names]}}``)."""
-    path.write_text(json.dumps(record, indent=1, sort_keys=True), encoding="utf-8")
+    io.write_text(path, json.dumps(record, indent=1, sort_keys=True))

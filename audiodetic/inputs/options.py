@@ -42,6 +42,20 @@ def check_input_size(input_size: Any, *, argument: str = "input_size") -> tuple[
     return min_size, max_size
 
 
+def parse_input_size(text: str | None, *, argument: str = "--input-size") -> tuple[int, int] | None:
+    """``"800,1333"`` -> ``(800, 1333)`` (``"640,640"`` is fine: the two sizes may be equal); ``None`` stays
+    ``None``."""
+    if text is None:
+        return None
+    try:
+        sizes = tuple(int(part) for part in str(text).split(","))
+    except ValueError:
+        sizes = ()
+    if len(sizes) != 2:
+        raise InputError(f"{argument} must be MIN,MAX (two positive integers, e.g. 800,1333), got {text!r}")
+    return check_input_size(sizes, argument=argument)
+
+
 def check_device(device: Any, *, half: bool = False) -> str:
     """``"cpu"``, ``"cuda"`` or ``"cuda:<i>"`` after checking the device exists (and that ``half`` fits it)."""
     import torch

@@ -17,12 +17,13 @@ ImageBind audio tower plus a bridge into the 512-d CLIP space, text prompts the 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from audiodetic import io
+from audiodetic.inputs import check_threshold
 from audiodetic.vocabulary import Vocabulary
 
 
@@ -82,16 +83,15 @@ def prompt_vocabulary(audio: Sequence[str] = (), text: Sequence[str] = (), vocab
 
 def _bridge(bridge: str, audio_encoder: Any, audio_weights: str, text_weights: str, device: str, *,
             clip_text: Any = None) -> Any:
-    """A saved bridge file, or ``linear``/``retrieval`` fitted (and cached) by ``audiodetic.bridge``.
+    """A saved bridge file, or a bridge kind fitted (and cached) by ``audiodetic.bridge``.
 
     ``clip_text``: the CLIP text encoder already loaded for text prompts, if any (else loaded from ``text_weights``).
     """
     from audiodetic import bridge as bridge_lib
 
-    if Path(bridge).is_file():
-        return bridge_lib.load_bridge(bridge)
-    if bridge not in ("linear", "retrieval"):
-        raise ValueError(f"--bridge must be 'linear', 'retrieval' or a saved bridge file, got {bridge!r}")
+    spec = bridge_lib.check_bridge_spec(bridge, argument="--bridge")
+    if not isinstance(spec, str):
+        return bridge_lib.load_bridge(spec)
     from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder
     from audiodetic.encoders.clip_text import ClipTextEncoder
 
@@ -162,8 +162,7 @@ def run(args: argparse.Namespace) -> int:
     from audiodetic.structures import Detections
     from audiodetic.viz import draw
 
-    if not 0.0 <= args.confidence_threshold < 1.0:
-        raise ValueError(f"--confidence-threshold must be in [0, 1), got {args.confidence_threshold}")
+    check_threshold(args.confidence_threshold, argument="--confidence-threshold")
     for image in args.input:
         if not Path(image).is_file():
             raise FileNotFoundError(f"--input {image}: no such file")
@@ -190,11 +189,11 @@ def run(args: argparse.Namespace) -> int:
             if len(args.input) > 1 or out.is_dir() or not out.suffix:
                 out.mkdir(parents=True, exist_ok=True)
                 out = out / Path(path).name
-            draw(rgb, detections).save(out)
+            io.save_image(out, draw(rgb, detections))
             results.append(detections.to_json_dict(image=str(path)))
             print(f"{path}: {len(detections)} detections -> {out}")
     if args.json is not None:
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        io.write_json(args.json, results, indent=1)
     return 0
 
 

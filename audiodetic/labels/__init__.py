@@ -26,8 +26,8 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
-from pathlib import Path
 from importlib import resources
+from pathlib import Path
 
 FILE_SETS = ("lvis", "coco", "objects365", "openimages", "audioset", "vggsound", "esc50")
 LABEL_SETS = FILE_SETS + ("imagenet21k",)

@@ -24,12 +24,27 @@ from tqdm.auto import tqdm
 
 from audiodetic.errors import CheckpointError, DownloadError, WeightsNotFoundError
 from audiodetic.weights.cache import (
-    ENV_OFFLINE, Manifest, ManifestEntry, download_timeout, is_offline, mirror_url, normalise_sha256, now_iso,
-    pinned_sha256, resolve_cache_dir, sha256_file,
+    ENV_OFFLINE,
+    Manifest,
+    ManifestEntry,
+    download_timeout,
+    is_offline,
+    mirror_url,
+    normalise_sha256,
+    now_iso,
+    pinned_sha256,
+    resolve_cache_dir,
+    sha256_file,
 )
 from audiodetic.weights.download import download_file
 from audiodetic.weights.loading import load_state_dict
-from audiodetic.weights.table import MODELS, ModelFile, find_model, known_names, suggest_names
+from audiodetic.weights.table import (
+    MODELS,
+    ModelFile,
+    find_model,
+    known_names,
+    suggest_names,
+)
 
 __all__ = [
     "MODELS", "ModelFile", "find_model", "known_names", "resolve", "load_state_dict", "cached_path",

@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -35,6 +34,8 @@ from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from filelock import FileLock
+
+from audiodetic import io
 
 __all__ = [
     "ENV_CACHE", "ENV_OFFLINE", "ENV_MIRROR", "ENV_TIMEOUT", "ENV_SHA256_PREFIX", "MANIFEST_NAME",
@@ -211,16 +212,7 @@ class Manifest:
                 files = self._read()
                 change(files)
                 payload = json.dumps({"version": self.VERSION, "files": files}, indent=2, sort_keys=True)
-                fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=self.cache_dir)
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                        handle.write(payload + "\n")
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                    os.replace(tmp, self.path)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
+                io.write_text(self.path, payload + "\n")
             return True
         except OSError as error:
             _log.info("could not update cache manifest %s: %s", self.path, error)

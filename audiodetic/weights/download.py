@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from audiodetic import __version__
+from audiodetic import __version__, io
 from audiodetic.errors import DownloadError
 
 __all__ = ["download_file", "part_path"]
@@ -134,7 +134,7 @@ def _write_validator(part: Path, response: http.client.HTTPResponse) -> None:
     validator = etag if etag and not etag.startswith("W/") else response.headers.get("Last-Modified")
     path = _validator_path(part)
     if validator:
-        path.write_text(validator, encoding="utf-8")
+        io.write_text(path, validator)
     else:
         path.unlink(missing_ok=True)
 

@@ -51,7 +51,7 @@ def test_config_presets():
 
 def test_encode_contents(detector, encoding, image):
     h, w = resized_shape(90, 130, detector.config.min_size, detector.config.max_size)
-    assert encoding.original_size == (90, 130) and encoding.image_size == (h, w)
+    assert encoding.original_size == (90, 130) and encoding.resized_size == (h, w)
     n = encoding.proposal_boxes.shape[0]
     assert 0 < n <= 256 or torch.unique(encoding.proposal_scores).numel() < n
     assert encoding.boxes.shape == (n, 4) and encoding.embeddings.shape == (3, n, 512)
@@ -107,7 +107,7 @@ def test_options_change_results_as_documented(detector, encoding):
 def test_input_size_override(detector, image):
     # (tiny config: 1 channel per GroupNorm group needs P7 larger than 1x1, hence not smaller inputs)
     encoding = detector.encode(image, input_size=(130, 170))
-    assert encoding.image_size == resized_shape(90, 130, 130, 170) == (118, 170)
+    assert encoding.resized_size == resized_shape(90, 130, 130, 170) == (118, 170)
     result = detector.classify(encoding, _vocabulary(2, 5), score_threshold=0.0)
     assert result.image_size == (90, 130)
 
@@ -153,7 +153,7 @@ def test_full_size_r50_smoke():
     detector = build_detector(DetectorConfig.r50())
     image = np.random.default_rng(7).integers(0, 256, (240, 320, 3), dtype=np.uint8)
     encoding = detector.encode(image, input_size=(480, 640))
-    assert encoding.image_size == (480, 640)
+    assert encoding.resized_size == (480, 640)
     assert encoding.embeddings.shape[0] == 3 and encoding.embeddings.shape[2] == 512
     assert 0 < encoding.boxes.shape[0] <= 256 + 16
     result = detector.classify(encoding, _vocabulary(3, 8), score_threshold=0.0, max_detections=20)

@@ -56,9 +56,9 @@ def test_changing_the_vocabulary_never_moves_boxes(detector, image):
     encoding = predictor.encoding
     height, width = encoding.original_size
     # the only boxes any vocabulary can produce: each proposal's final box, clipped, scaled, clipped
-    candidates = clip_boxes(encoding.boxes, encoding.image_size)
-    candidates[:, 0::2] *= width / encoding.image_size[1]
-    candidates[:, 1::2] *= height / encoding.image_size[0]
+    candidates = clip_boxes(encoding.boxes, encoding.resized_size)
+    candidates[:, 0::2] *= width / encoding.resized_size[1]
+    candidates[:, 1::2] *= height / encoding.resized_size[0]
     candidates = clip_boxes(candidates, (height, width)).numpy()
     seen_sets = []
     for seed in range(5):
@@ -74,7 +74,7 @@ def test_changing_the_vocabulary_never_moves_boxes(detector, image):
     for seed in (20, 21):
         embeddings = torch.from_numpy(np.array(_vocabulary(6, seed).embeddings))
         chosen = heads.classify(encoding.regions, class_weight_matrix(embeddings), score_threshold=0.0)
-        expected = clip_boxes(encoding.boxes, encoding.image_size)[chosen.proposal_index]
+        expected = clip_boxes(encoding.boxes, encoding.resized_size)[chosen.proposal_index]
         assert torch.equal(chosen.boxes, expected)
 
 

@@ -46,7 +46,7 @@ def test_preprocess_resizes_with_pil_normalises_and_pads_with_zeros():
     image = np.random.default_rng(1).integers(0, 256, (61, 83, 3), dtype=np.uint8)
     out = preprocess_image(image, min_size=100, max_size=1000, pixel_mean=MEAN, pixel_std=STD, size_divisibility=32)
     h, w = resized_shape(61, 83, 100, 1000)
-    assert out.image_size == (h, w) == (100, 136)
+    assert out.resized_size == (h, w) == (100, 136)
     assert out.original_size == (61, 83)
     assert out.tensor.shape == (1, 3, 128, 160)  # padded to multiples of 32
     assert out.tensor.dtype == torch.float32

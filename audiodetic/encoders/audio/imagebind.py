@@ -19,7 +19,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from audiodetic.encoders.audio.imagebind_tower import (
-    LN_EPS, MAX_LOGIT_SCALE, AudioTowerConfig, Block, TextTowerConfig, Tower, count_blocks,
+    LN_EPS,
+    MAX_LOGIT_SCALE,
+    AudioTowerConfig,
+    Block,
+    TextTowerConfig,
+    Tower,
+    count_blocks,
 )
 from audiodetic.errors import CheckpointError
 from audiodetic.spaces import IMAGEBIND_SPACE
