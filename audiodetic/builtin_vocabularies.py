@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiodetic.errors import WeightsNotFoundError
+from audiodetic.errors import InputError, WeightsNotFoundError
 from audiodetic.labels import clean_name, dataset_names
 from audiodetic.spaces import DETECTOR_SPACE
 from audiodetic.vocabulary import Vocabulary
@@ -80,7 +80,7 @@ def builtin_vocabulary(name: str, *, clean_names: bool = False) -> Vocabulary:
     """
     key = ALIASES.get(str(name).lower(), str(name).lower())
     if key not in BUILTIN_FILES:
-        raise ValueError(f"unknown built-in vocabulary {name!r}; available: {', '.join(BUILTIN_FILES)}")
+        raise InputError(f"unknown built-in vocabulary {name!r}; available: {', '.join(BUILTIN_FILES)}")
     folder = metadata_dir()
     path = folder / BUILTIN_FILES[key] if folder is not None else None
     if path is None or not path.is_file():
@@ -91,5 +91,5 @@ def builtin_vocabulary(name: str, *, clean_names: bool = False) -> Vocabulary:
     matrix = np.load(path, allow_pickle=False).astype(np.float32)
     names = _unique(tuple(clean_name(n) for n in dataset_names(key)) if clean_names else dataset_names(key))
     if matrix.shape != (len(names), 512):
-        raise ValueError(f"{path} holds a {matrix.shape} matrix; expected ({len(names)}, 512) for {key!r}")
+        raise InputError(f"{path} holds a {matrix.shape} matrix; expected ({len(names)}, 512) for {key!r}")
     return Vocabulary(names, matrix, space=DETECTOR_SPACE)

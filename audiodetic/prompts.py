@@ -87,7 +87,7 @@ class Text:
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str) or not self.text.strip():
-            raise ValueError(f"Text needs a non-empty string, got {self.text!r}")
+            raise InputError(f"Text needs a non-empty string, got {self.text!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,7 +99,7 @@ class Image:
     def __post_init__(self) -> None:
         items = tuple(self.images) if isinstance(self.images, (list, tuple)) else (self.images,)
         if not items:
-            raise ValueError("Image needs at least one picture")
+            raise InputError("Image needs at least one picture")
         object.__setattr__(self, "images", tuple(check_image_prompt(im, argument="Image") for im in items))
 
 
@@ -114,7 +114,7 @@ class Embedding:
         vector = self.vector.detach().cpu().numpy() if hasattr(self.vector, "detach") else np.asarray(self.vector)
         vector = np.asarray(vector, dtype=np.float64).reshape(-1) if vector.size else vector
         if vector.ndim != 1 or vector.size == 0 or not np.all(np.isfinite(vector)) or not np.any(vector):
-            raise ValueError(f"Embedding needs a finite, non-zero 1-D vector, got shape {np.shape(self.vector)}")
+            raise InputError(f"Embedding needs a finite, non-zero 1-D vector, got shape {np.shape(self.vector)}")
         object.__setattr__(self, "vector", vector)
 
 
@@ -128,13 +128,13 @@ class Mix:
         terms = []
         for term in self.terms:
             if not (isinstance(term, (tuple, list)) and len(term) == 2):
-                raise ValueError(f"Mix terms are (weight, prompt) pairs, got {term!r}")
+                raise InputError(f"Mix terms are (weight, prompt) pairs, got {term!r}")
             weight, prompt = term
             if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or not np.isfinite(weight):
-                raise ValueError(f"Mix weights must be finite numbers, got {weight!r}")
+                raise InputError(f"Mix weights must be finite numbers, got {weight!r}")
             terms.append((float(weight), as_prompt(prompt)))
         if not terms or not any(w != 0 for w, _ in terms):
-            raise ValueError("Mix needs at least one term with a non-zero weight")
+            raise InputError("Mix needs at least one term with a non-zero weight")
         object.__setattr__(self, "terms", tuple(terms))
 
 
@@ -150,7 +150,7 @@ def as_prompt(spec: Any) -> Prompt:
         return Text(spec)
     if isinstance(spec, (list, tuple)) and spec and all(isinstance(t, (list, tuple)) and len(t) == 2 for t in spec):
         return Mix(spec)
-    raise ValueError(
+    raise InputError(
         f"cannot read {spec!r} as a prompt: use Sound(...), Text(...), Image(...), Embedding(...), Mix(...), a string, "
         f"or a list of (weight, prompt) pairs"
     )
@@ -218,7 +218,7 @@ def _named_prompts(prompts: Any) -> list[tuple[str, Prompt]]:
     if isinstance(prompts, Mapping):
         pairs = list(prompts.items())
     elif isinstance(prompts, str):
-        raise ValueError("pass a list of prompts or a {name: prompt} mapping, not one string")
+        raise InputError("pass a list of prompts or a {name: prompt} mapping, not one string")
     else:
         pairs = []
         for item in prompts:
@@ -227,9 +227,9 @@ def _named_prompts(prompts: Any) -> list[tuple[str, Prompt]]:
             elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
                 pairs.append(item)
             else:
-                raise ValueError(f"list items must be strings or (name, prompt) pairs, got {item!r}")
+                raise InputError(f"list items must be strings or (name, prompt) pairs, got {item!r}")
     if not pairs:
-        raise ValueError("no prompts given")
+        raise InputError("no prompts given")
     named = []
     for name, spec in pairs:
         check_name(name, "prompts")
@@ -317,6 +317,6 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
     rows = [resolver.vector(prompt) for _, prompt in named]
     dims = {len(r) for r in rows}
     if len(dims) != 1:
-        raise ValueError(f"prompts landed in spaces of different widths {sorted(dims)}; check the encoders/bridge")
+        raise InputError(f"prompts landed in spaces of different widths {sorted(dims)}; check the encoders/bridge")
     matrix = np.stack(rows).astype(np.float32)
     return Vocabulary(tuple(name for name, _ in named), matrix, space=default_space(matrix.shape[1]))

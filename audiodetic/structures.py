@@ -12,6 +12,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from audiodetic.errors import InputError
+
 
 def _as_array(value: Any, dtype: Any, name: str) -> np.ndarray:
     if hasattr(value, "detach"):  # torch tensor, without importing torch
@@ -19,7 +21,7 @@ def _as_array(value: Any, dtype: Any, name: str) -> np.ndarray:
     try:
         return np.asarray(value, dtype=dtype)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"Detections.{name} must be array-like of {np.dtype(dtype).name}: {error}") from None
+        raise InputError(f"Detections.{name} must be array-like of {np.dtype(dtype).name}: {error}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,32 +49,32 @@ class Detections:
         if boxes.size == 0:
             boxes = boxes.reshape(0, 4)
         if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"Detections.boxes must have shape (N, 4), got {boxes.shape}")
+            raise InputError(f"Detections.boxes must have shape (N, 4), got {boxes.shape}")
         n = boxes.shape[0]
         scores = _as_array(self.scores, np.float32, "scores").reshape(-1)
         class_ids = _as_array(self.class_ids, np.int64, "class_ids").reshape(-1)
         if scores.shape != (n,) or class_ids.shape != (n,):
-            raise ValueError(
+            raise InputError(
                 f"Detections: boxes has {n} rows but scores has shape {scores.shape} and class_ids {class_ids.shape}"
             )
         names = tuple(str(name) for name in self.names)
         if n and (class_ids.min() < 0 or class_ids.max() >= len(names)):
-            raise ValueError(
+            raise InputError(
                 f"Detections.class_ids must lie in [0, {len(names)}) (the number of names), "
                 f"got values from {class_ids.min()} to {class_ids.max()}"
             )
         if len(self.image_size) != 2 or min(int(v) for v in self.image_size) <= 0:
-            raise ValueError(f"Detections.image_size must be (H, W) with positive sides, got {self.image_size}")
+            raise InputError(f"Detections.image_size must be (H, W) with positive sides, got {self.image_size}")
         height, width = (int(v) for v in self.image_size)
         if not np.all(np.isfinite(boxes)) or not np.all(np.isfinite(scores)):
-            raise ValueError("Detections: boxes and scores must be finite")
+            raise InputError("Detections: boxes and scores must be finite")
         if n and np.any(boxes[:, 2:] < boxes[:, :2]):
-            raise ValueError("Detections.boxes must satisfy x1 <= x2 and y1 <= y2")
+            raise InputError("Detections.boxes must satisfy x1 <= x2 and y1 <= y2")
         masks = self.masks
         if masks is not None:
             masks = _as_array(masks, bool, "masks")
             if masks.shape != (n, height, width):
-                raise ValueError(f"Detections.masks must have shape {(n, height, width)}, got {masks.shape}")
+                raise InputError(f"Detections.masks must have shape {(n, height, width)}, got {masks.shape}")
         for key, value in (("boxes", boxes), ("scores", scores), ("class_ids", class_ids), ("masks", masks)):
             object.__setattr__(self, key, value)
         object.__setattr__(self, "names", names)
@@ -160,7 +162,7 @@ class Detections:
             height, width = int(data["height"]), int(data["width"])
             items = list(data["detections"])
         except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"not a detections object (needs width, height, detections): {error}") from None
+            raise InputError(f"not a detections object (needs width, height, detections): {error}") from None
         if names is None:
             found: dict[int, str] = {}
             for item in items:
@@ -188,7 +190,7 @@ class Detections:
         ``category_ids[class_id]`` gives the dataset category id of each vocabulary entry (default: the class id).
         """
         if category_ids is not None and len(category_ids) != len(self.names):
-            raise ValueError(f"category_ids has {len(category_ids)} entries but the vocabulary has {len(self.names)}")
+            raise InputError(f"category_ids has {len(category_ids)} entries but the vocabulary has {len(self.names)}")
         rles = self.mask_rles()
         records = []
         for i in range(len(self)):
@@ -235,13 +237,13 @@ def concatenate(parts: Iterable[Detections]) -> Detections:
     """Join detections of the same image and vocabulary."""
     parts = list(parts)
     if not parts:
-        raise ValueError("concatenate() needs at least one Detections")
+        raise InputError("concatenate() needs at least one Detections")
     first = parts[0]
     for part in parts[1:]:
         if part.names != first.names or part.image_size != first.image_size:
-            raise ValueError("concatenate(): all parts must share names and image_size")
+            raise InputError("concatenate(): all parts must share names and image_size")
         if (part.masks is None) != (first.masks is None):
-            raise ValueError("concatenate(): either all parts have masks or none")
+            raise InputError("concatenate(): either all parts have masks or none")
     masks = None if first.masks is None else np.concatenate([p.masks for p in parts])
     return Detections(
         boxes=np.concatenate([p.boxes for p in parts]),

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from audiodetic.errors import InputError, InputTypeError
 from audiodetic.inputs import as_pil_rgb
 from audiodetic.structures import Detections
 
@@ -91,15 +92,15 @@ def draw(
         on top. With no detections the result equals the input (as RGB).
     """
     if not isinstance(detections, Detections):
-        raise TypeError(f"detections: expected audiodetic.Detections, got {type(detections).__name__}")
+        raise InputTypeError(f"detections: expected audiodetic.Detections, got {type(detections).__name__}")
     if not 0.0 <= float(alpha) <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+        raise InputError(f"alpha must lie in [0, 1], got {alpha}")
     if font_size is not None and int(font_size) < 1:
-        raise ValueError(f"font_size must be a positive number of pixels, got {font_size}")
+        raise InputError(f"font_size must be a positive number of pixels, got {font_size}")
     canvas = as_pil_rgb(image)
     width, height = canvas.size
     if detections.image_size != (height, width):
-        raise ValueError(
+        raise InputError(
             f"detections were made for an image of (H, W) = {detections.image_size} but the image is {(height, width)}"
         )
     if len(detections) == 0:

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from audiodetic import io
-from audiodetic.errors import VocabularyError
+from audiodetic.errors import MissingFileError, VocabularyError
 from audiodetic.spaces import DETECTOR_SPACE, default_space, l2_normalize
 
 _FORMAT = "audiodetic-vocabulary/1"
@@ -172,7 +172,7 @@ class Vocabulary:
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"vocabulary file not found: {path}")
+            raise MissingFileError(f"vocabulary file not found: {path}")
         if path.suffix.lower() == ".npy":
             return cls.from_npy(path, names=names)
         if path.suffix.lower() != ".npz":

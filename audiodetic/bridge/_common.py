@@ -49,14 +49,14 @@ def as_matrix(x: Any, name: str, *, dim: int | None = None) -> np.ndarray:
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty (N, D) matrix, got shape {x.shape}")
+        raise InputError(f"{name} must be a non-empty (N, D) matrix, got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number):
-        raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
+        raise InputError(f"{name} must hold real numbers, got dtype {x.dtype}")
     if dim is not None and x.shape[1] != dim:
-        raise ValueError(f"{name} has width {x.shape[1]} but this bridge expects {dim}-d input")
+        raise InputError(f"{name} has width {x.shape[1]} but this bridge expects {dim}-d input")
     x = x.astype(np.float64)
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise InputError(f"{name} contains NaN or infinite values")
     return x
 
 
@@ -65,9 +65,9 @@ def check_pairs(src: Any, dst: Any) -> tuple[np.ndarray, np.ndarray]:
     src = as_matrix(src, "src")
     dst = as_matrix(dst, "dst")
     if src.shape[0] != dst.shape[0]:
-        raise ValueError(f"src has {src.shape[0]} rows but dst has {dst.shape[0]}; they must be paired row by row")
+        raise InputError(f"src has {src.shape[0]} rows but dst has {dst.shape[0]}; they must be paired row by row")
     if src.shape[0] < 2:
-        raise ValueError(f"fitting a bridge needs at least 2 pairs, got {src.shape[0]}")
+        raise InputError(f"fitting a bridge needs at least 2 pairs, got {src.shape[0]}")
     return src, dst
 
 
@@ -77,7 +77,7 @@ def split_indices(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.nda
     An empty held-out set is returned when ``holdout`` is 0 or when fewer than 2 rows would be held out.
     """
     if not 0.0 <= float(holdout) < 1.0:
-        raise ValueError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
+        raise InputError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
     order = np.random.default_rng(seed).permutation(n)
     n_out = int(round(n * holdout))
     if n_out < 2 or n - n_out < 2:
@@ -163,7 +163,7 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], met
     """Write ``path`` (``.npz``: arrays + JSON meta) and ``path`` with suffix ``.json`` (the report), atomically."""
     path = Path(path)
     if path.suffix != ".npz":
-        raise ValueError(f"bridge files end in .npz, got {path.name!r}")
+        raise InputError(f"bridge files end in .npz, got {path.name!r}")
     payload = dict(meta, format=FORMAT, report=report.to_dict() if report else None)
     io.save_npz(path, dict(meta=np.array(json.dumps(payload)), **arrays), make_parents=True)
     if report is not None:
@@ -175,15 +175,15 @@ def load_npz(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np
     """Read a bridge file: ``(meta, arrays)``. Raises ``FileNotFoundError`` / ``ValueError`` with the path."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"bridge file not found: {path}")
+        raise MissingFileError(f"bridge file not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             arrays = {k: np.array(data[k]) for k in data.files if k != "meta"}
     except (OSError, KeyError, ValueError) as error:
-        raise ValueError(f"{path} is not an audiodetic bridge file: {error}") from None
+        raise InputError(f"{path} is not an audiodetic bridge file: {error}") from None
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {meta.get('format')!r}; this version reads {FORMAT!r}")
+        raise InputError(f"{path} has format {meta.get('format')!r}; this version reads {FORMAT!r}")
     return meta, arrays
 
 

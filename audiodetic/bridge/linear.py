@@ -30,6 +30,7 @@ from audiodetic.bridge._common import (
     split_indices,
     train_stats,
 )
+from audiodetic.errors import InputError
 from audiodetic.spaces import l2_normalize
 
 METHODS = ("ridge", "procrustes")
@@ -89,7 +90,7 @@ class LinearBridge:
         src_mean = np.zeros(weight.shape[0]) if src_mean is None else np.asarray(src_mean, np.float64).reshape(-1)
         dst_mean = np.zeros(weight.shape[1]) if dst_mean is None else np.asarray(dst_mean, np.float64).reshape(-1)
         if src_mean.shape != (weight.shape[0],) or dst_mean.shape != (weight.shape[1],):
-            raise ValueError(
+            raise InputError(
                 f"src_mean {src_mean.shape} / dst_mean {dst_mean.shape} do not match weight {weight.shape}"
             )
         self.weight = weight.astype(np.float32)
@@ -122,10 +123,10 @@ class LinearBridge:
         ``refit_all`` the returned bridge is then refitted on all pairs (the report still describes the split).
         """
         if method not in METHODS:
-            raise ValueError(f"unknown linear bridge method {method!r}; choose one of {METHODS}")
+            raise InputError(f"unknown linear bridge method {method!r}; choose one of {METHODS}")
         auto = isinstance(alpha, str) and alpha == "auto"
         if not auto and (isinstance(alpha, (str, bool)) or not np.isfinite(alpha) or alpha < 0):
-            raise ValueError(f"alpha must be a finite number >= 0 or 'auto', got {alpha!r}")
+            raise InputError(f"alpha must be a finite number >= 0 or 'auto', got {alpha!r}")
         src, dst = check_pairs(src, dst)
         if normalize:
             src, dst = l2_normalize(src), l2_normalize(dst)
@@ -151,7 +152,7 @@ class LinearBridge:
     def random(cls, src_dim: int, dst_dim: int = 512, *, seed: int = 0) -> "LinearBridge":
         """A random semi-orthogonal map (for tests and demos without weights)."""
         if src_dim < 1 or dst_dim < 1:
-            raise ValueError(f"dimensions must be positive, got {src_dim} -> {dst_dim}")
+            raise InputError(f"dimensions must be positive, got {src_dim} -> {dst_dim}")
         gaussian = np.random.default_rng(seed).standard_normal((max(src_dim, dst_dim), min(src_dim, dst_dim)))
         q = np.linalg.qr(gaussian)[0]
         weight = q if src_dim >= dst_dim else q.T
@@ -180,7 +181,7 @@ class LinearBridge:
     def load(cls, path: str | os.PathLike[str]) -> "LinearBridge":
         meta, arrays = load_npz(path)
         if meta.get("kind") != cls.kind:
-            raise ValueError(f"{path} holds a {meta.get('kind')!r} bridge, not a linear one")
+            raise InputError(f"{path} holds a {meta.get('kind')!r} bridge, not a linear one")
         report = FitReport.from_dict(meta["report"]) if meta.get("report") else None
         return cls(arrays["weight"], arrays["src_mean"], arrays["dst_mean"], normalize=meta["normalize"],
                    method=meta["method"], report=report)

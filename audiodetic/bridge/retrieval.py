@@ -28,6 +28,7 @@ from audiodetic.bridge._common import (
     split_indices,
     train_stats,
 )
+from audiodetic.errors import InputError
 from audiodetic.spaces import l2_normalize
 
 
@@ -47,14 +48,14 @@ class RetrievalBridge:
                  temperature: float = 0.05, top_k: int = 10, report: FitReport | None = None) -> None:
         src, dst = as_matrix(label_src, "label_src"), as_matrix(label_dst, "label_dst")
         if len(src) != len(dst):
-            raise ValueError(f"label_src has {len(src)} rows but label_dst has {len(dst)}")
+            raise InputError(f"label_src has {len(src)} rows but label_dst has {len(dst)}")
         if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+            raise InputError(f"temperature must be a finite number > 0, got {temperature!r}")
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-            raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+            raise InputError(f"top_k must be an integer >= 1, got {top_k!r}")
         names = tuple(f"label_{i}" for i in range(len(src))) if names is None else tuple(str(n) for n in names)
         if len(names) != len(src):
-            raise ValueError(f"{len(names)} names given for {len(src)} labels")
+            raise InputError(f"{len(names)} names given for {len(src)} labels")
         self.label_src = l2_normalize(src).astype(np.float32)
         self.label_dst = l2_normalize(dst).astype(np.float32)
         self.names = names
@@ -140,7 +141,7 @@ class RetrievalBridge:
     def load(cls, path: str | os.PathLike[str]) -> "RetrievalBridge":
         meta, arrays = load_npz(path)
         if meta.get("kind") != cls.kind:
-            raise ValueError(f"{path} holds a {meta.get('kind')!r} bridge, not a retrieval one")
+            raise InputError(f"{path} holds a {meta.get('kind')!r} bridge, not a retrieval one")
         report = FitReport.from_dict(meta["report"]) if meta.get("report") else None
         return cls(arrays["label_src"], arrays["label_dst"], meta["names"], temperature=meta["temperature"],
                    top_k=meta["top_k"], report=report)

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiodetic.errors import InputError, MissingFileError
+
 
 def register(subparsers: Any) -> None:
     """Add ``bridge`` with its ``fit`` and ``show`` subcommands."""
@@ -63,7 +65,7 @@ def _labels(value: str) -> Any:
     path = Path(value)
     if value.endswith(".txt"):
         if not path.is_file():
-            raise FileNotFoundError(f"label file not found: {path}")
+            raise MissingFileError(f"label file not found: {path}")
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return value
 
@@ -86,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
         _print(bridge, args.json)
         return 0
     if not 0.0 <= args.holdout < 1.0:
-        raise ValueError(f"--holdout must be in [0, 1), got {args.holdout}")
+        raise InputError(f"--holdout must be in [0, 1), got {args.holdout}")
     if args.output is not None and args.output.suffix != ".npz":
-        raise ValueError(f"--output must end in .npz, got {str(args.output)!r}")
+        raise InputError(f"--output must end in .npz, got {str(args.output)!r}")
     labels = _labels(args.labels)
     from audiodetic.bridge.fit import bridge_cache_dir, fit_bridge
     from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder

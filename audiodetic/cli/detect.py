@@ -1,6 +1,6 @@
 """``audiodetic detect``: find what makes given sounds (and/or matches texts or a vocabulary file) in images.
 
-Contract (issue 3), extended with prompts, folders, globs and drawings::
+Usage::
 
     audiodetic detect IMAGE|DIR|GLOB... [--detector NAME_OR_PATH] [--vocabulary FILE.npy|.npz [--names a,b,c]]
         [--audio NAME=FILE]... [--text NAME]... [--bridge linear|retrieval|FILE] [--audio-weights NAME_OR_PATH]
@@ -21,6 +21,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any, Sequence
+
+from audiodetic.errors import InputError, MissingFileError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm")
 
@@ -90,7 +92,7 @@ def parse_names(text: str | None) -> list[str] | None:
         return None
     names = [name.strip() for name in text.split(",")]
     if not names or any(not name for name in names):
-        raise ValueError(f"--names must be comma-separated non-empty names, got {text!r}")
+        raise InputError(f"--names must be comma-separated non-empty names, got {text!r}")
     return names
 
 
@@ -106,9 +108,9 @@ def parse_audio(items: Sequence[str]) -> dict[str, list[str]]:
             name, file = Path(item).stem, item
         name = name.strip()
         if not name or not file:
-            raise ValueError(f"--audio takes NAME=FILE (or FILE), got {item!r}")
+            raise InputError(f"--audio takes NAME=FILE (or FILE), got {item!r}")
         if not Path(file).is_file():
-            raise FileNotFoundError(f"--audio {item}: sound file not found: {file}")
+            raise MissingFileError(f"--audio {item}: sound file not found: {file}")
         prompts.setdefault(name, []).append(file)
     return prompts
 
@@ -120,9 +122,9 @@ def parse_text(items: Sequence[str]) -> dict[str, str]:
         name, sep, phrase = item.partition("=")
         name, phrase = name.strip(), (phrase if sep else name).strip()
         if not name or not phrase:
-            raise ValueError(f"--text takes NAME or NAME=PHRASE (non-empty), got {item!r}")
+            raise InputError(f"--text takes NAME or NAME=PHRASE (non-empty), got {item!r}")
         if name in prompts:
-            raise ValueError(f"--text: the name {name!r} is given twice")
+            raise InputError(f"--text: the name {name!r} is given twice")
         prompts[name] = phrase
     return prompts
 
@@ -135,17 +137,17 @@ def expand_images(items: Sequence[str]) -> list[Path]:
         if path.is_dir():
             images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not images:
-                raise FileNotFoundError(f"folder {item} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+                raise MissingFileError(f"folder {item} holds no images ({', '.join(IMAGE_SUFFIXES)})")
             found.extend(images)
         elif path.is_file():
             found.append(path)
         elif glob.has_magic(item):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
             if not matches:
-                raise FileNotFoundError(f"no files match {item!r}")
+                raise MissingFileError(f"no files match {item!r}")
             found.extend(matches)
         else:
-            raise FileNotFoundError(f"image not found: {item}")
+            raise MissingFileError(f"image not found: {item}")
     return list(dict.fromkeys(found))
 
 
@@ -178,9 +180,9 @@ def run(args: argparse.Namespace) -> int:
     audio = parse_audio(args.audio)
     text = parse_text(args.text)
     if not (audio or text or args.vocabulary):
-        raise ValueError("no prompts: give --audio NAME=FILE, --text NAME and/or --vocabulary FILE")
+        raise InputError("no prompts: give --audio NAME=FILE, --text NAME and/or --vocabulary FILE")
     if names is not None and args.vocabulary is None:
-        raise ValueError("--names names the rows of --vocabulary; give --vocabulary FILE too")
+        raise InputError("--names names the rows of --vocabulary; give --vocabulary FILE too")
     check_bridge_spec(args.bridge, argument="--bridge")
     images = expand_images(args.images)
     for image in images:  # a bad file fails in seconds, before any model loads
@@ -188,11 +190,11 @@ def run(args: argparse.Namespace) -> int:
     vocabulary_file = Vocabulary.load(args.vocabulary, names=names) if args.vocabulary else None
     output = None if args.output == "-" else Path(args.output)
     if output is not None and not output.parent.is_dir():
-        raise FileNotFoundError(f"--output: directory does not exist: {output.parent}")
+        raise MissingFileError(f"--output: directory does not exist: {output.parent}")
     draw_dir = Path(args.draw) if args.draw else None
     if draw_dir is not None:
         if draw_dir.exists() and not draw_dir.is_dir():
-            raise ValueError(f"--draw {draw_dir}: exists and is not a folder")
+            raise InputError(f"--draw {draw_dir}: exists and is not a folder")
         draw_dir.mkdir(parents=True, exist_ok=True)
 
     from tqdm.auto import tqdm

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiodetic.errors import InputError
+
 __all__ = ["register", "run", "run_download", "run_models"]
 
 
@@ -59,7 +61,7 @@ def run_download(args: argparse.Namespace) -> int:
     from audiodetic.weights.table import known_names
 
     if args.sha256 is not None and len(args.names) != 1:
-        raise ValueError(f"--sha256 pins one file's digest; got {len(args.names)} names: {' '.join(args.names)}")
+        raise InputError(f"--sha256 pins one file's digest; got {len(args.names)} names: {' '.join(args.names)}")
     unknown = [name for name in args.names if find_model(name) is None]
     if unknown:
         raise WeightsNotFoundError(f"unknown model name(s): {', '.join(unknown)}. Known: {'; '.join(known_names())}")

@@ -14,6 +14,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from audiodetic.errors import InputError, MissingFileError
+
 DEFAULT_WEIGHTS = {"imagebind": "imagebind_huge", "clip": "clip-vit-b32", "wav2clip": "wav2clip"}
 
 
@@ -46,9 +48,9 @@ def register(subparsers: Any) -> None:
 
 def _check_output(path: Path) -> Path:
     if path.suffix != ".npy":
-        raise ValueError(f"--output must be a .npy file, got {str(path)!r}")
+        raise InputError(f"--output must be a .npy file, got {str(path)!r}")
     if not path.parent.exists():
-        raise FileNotFoundError(f"output folder does not exist: {path.parent}")
+        raise MissingFileError(f"output folder does not exist: {path.parent}")
     return path
 
 
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "audio":
         for path in args.files:
             if not path.is_file():
-                raise FileNotFoundError(f"audio file not found: {path}")
+                raise MissingFileError(f"audio file not found: {path}")
         if args.encoder == "wav2clip":
             from audiodetic.encoders.audio.wav2clip import Wav2ClipEncoder
 
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             encoder = ClipTextEncoder.from_checkpoint(weights, template=args.template or DETIC_TEMPLATE)
         else:
             if args.template is not None:
-                raise ValueError("--template applies to --encoder clip only")
+                raise InputError("--template applies to --encoder clip only")
             from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder
 
             encoder = ImageBindTextEncoder.from_checkpoint(weights)

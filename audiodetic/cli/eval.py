@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiodetic.errors import InputError, MissingFileError
+
 
 def register(subparsers: Any) -> None:
     """Add ``eval`` with its ``coco``, ``lvis`` and ``merge`` subcommands."""
@@ -105,17 +107,17 @@ def run(args: argparse.Namespace) -> int:
     dataset = EvalDataset.load(args.kind, args.annotations, args.images)
     if args.predictions is not None:
         if not args.predictions.is_file():
-            raise FileNotFoundError(f"predictions file not found: {args.predictions}")
+            raise MissingFileError(f"predictions file not found: {args.predictions}")
         results = json.loads(args.predictions.read_text(encoding="utf-8"))
         if not isinstance(results, list):
-            raise ValueError(f"{args.predictions} must hold a JSON list of COCO result records")
+            raise InputError(f"{args.predictions} must hold a JSON list of COCO result records")
         scores = score_and_report(dataset, results, args.output, title=f"{args.kind.upper()} {args.predictions.name}",
                                   plots=not args.no_plots, extra={"predictions": str(args.predictions)})
         _print_summary(scores, args.kind)
         print(f"reports in {args.output}")
         return 0
     if args.images is None or args.detector is None:
-        raise ValueError("running a detector needs --images and --detector (or score a file with --predictions)")
+        raise InputError("running a detector needs --images and --detector (or score a file with --predictions)")
     input_size = parse_input_size(args.input_size, argument="--input-size")
     settings = RunSettings(score_threshold=args.score_threshold, max_detections=args.max_detections,
                            all_classes=not args.one_class_per_proposal, max_images=args.max_images,
@@ -165,9 +167,9 @@ def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
     from audiodetic.spaces import BRIDGE_KINDS
 
     if args.audio_root is None:
-        raise ValueError("--audio-map needs --audio-root (the audio dataset folder)")
+        raise InputError("--audio-map needs --audio-root (the audio dataset folder)")
     if args.vocabulary != "text":
-        raise ValueError("--audio-map compares sounds with text prompts; do not combine it with --vocabulary FILE")
+        raise InputError("--audio-map compares sounds with text prompts; do not combine it with --vocabulary FILE")
     mapping = load_mapping(args.audio_map, args.kind)
     plan = plan_benchmark(dataset, mapping, read_clip_index(args.audio_root, args.audio_meta),
                           shots=components.parse_int_list(args.shots, "--shots"),
@@ -200,11 +202,11 @@ def run_merge(args: argparse.Namespace) -> int:
     inputs = list(args.inputs or [args.output])
     info_path = next((Path(d) / "run.json" for d in [args.output, *inputs] if (Path(d) / "run.json").is_file()), None)
     if info_path is None:
-        raise FileNotFoundError(f"no run.json in {[str(d) for d in [args.output, *inputs]]}; is this a run folder?")
+        raise MissingFileError(f"no run.json in {[str(d) for d in [args.output, *inputs]]}; is this a run folder?")
     info = json.loads(info_path.read_text(encoding="utf-8"))
     annotations = args.annotations or info.get("annotations")
     if not annotations:
-        raise ValueError("run.json names no annotation file; pass --annotations")
+        raise InputError("run.json names no annotation file; pass --annotations")
     dataset = EvalDataset.load(info["kind"], annotations)
     all_scores = merge_and_score(inputs, dataset, info, destination=args.output, plots=not args.no_plots)
     for name, scores in all_scores.items():

@@ -36,7 +36,7 @@ class DemoBackend:
 
     def __init__(self, models: Mapping[str, ModelSource]) -> None:
         if not models:
-            raise ValueError("the demo needs at least one model")
+            raise InputError("the demo needs at least one model")
         self._sources = dict(models)
         self._loaded: dict[str, AudiodeticModel] = {}
         self._lock = threading.Lock()
@@ -49,7 +49,7 @@ class DemoBackend:
         """The model called ``name`` (the first one when ``None``), loading it on first use."""
         name = name or self.model_names[0]
         if name not in self._sources:
-            raise ValueError(f"unknown model {name!r}; available: {self.model_names}")
+            raise InputError(f"unknown model {name!r}; available: {self.model_names}")
         with self._lock:
             if name not in self._loaded:
                 source = self._sources[name]
@@ -76,15 +76,15 @@ class DemoBackend:
         Raises ``ValueError`` (and subclasses) with a message meant for the page.
         """
         if image is None:
-            raise ValueError("Add an image first (upload, paste or take a webcam picture).")
+            raise InputError("Add an image first (upload, paste or take a webcam picture).")
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise ValueError(f"The image must be an RGB picture; got an array of shape {image.shape}.")
+            raise InputError(f"The image must be an RGB picture; got an array of shape {image.shape}.")
         image = np.ascontiguousarray(image[..., :3])
         sounds = collect_sounds(sound_files, names, recording, recording_name)
         text_prompts = [t.strip() for t in (texts or "").split(",") if t.strip()]
         if not sounds and not text_prompts:
-            raise ValueError("Add at least one sound (upload or record one) or a text prompt.")
+            raise InputError("Add at least one sound (upload or record one) or a text prompt.")
         predictor, session = self.predictor(session, image, model_name)
         detections = predictor.predict(sounds or None, text_prompts=text_prompts or None, score_threshold=threshold)
         return (draw(image, detections), table_rows(detections), write_json(detections), session, detections)

@@ -11,6 +11,8 @@ from typing import Sequence
 import torch
 from torchvision.ops import roi_align
 
+from audiodetic.errors import InputError
+
 
 def apply_deltas(
     deltas: torch.Tensor,
@@ -88,7 +90,7 @@ class MultiLevelROIAlign:
         self.min_level = int(round(-math.log2(self.scales[0])))
         self.max_level = int(round(-math.log2(self.scales[-1])))
         if self.max_level - self.min_level + 1 != len(strides):
-            raise ValueError(f"pooler strides must be consecutive powers of two, got {tuple(strides)}")
+            raise InputError(f"pooler strides must be consecutive powers of two, got {tuple(strides)}")
         self.canonical_size = canonical_size
         self.canonical_level = canonical_level
 

@@ -14,6 +14,7 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from audiodetic.detector.kernels import Conv3x3
+from audiodetic.errors import InputError
 
 
 class Scale(nn.Module):
@@ -117,7 +118,7 @@ def centernet_proposals(
     boxes_per_level, scores_per_level = [], []
     for logits, regression, stride in zip(heatmap_logits, regressions, strides):
         if logits.shape[0] != 1:
-            raise ValueError(f"centernet_proposals handles one image at a time, got batch {logits.shape[0]}")
+            raise InputError(f"centernet_proposals handles one image at a time, got batch {logits.shape[0]}")
         boxes, probabilities = _level_candidates(
             logits, regression, int(stride), score_threshold, pre_nms_topk, min_box_side
         )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from audiodetic.errors import InputError
+
 BACKBONES = ("resnet50", "swin_b")
 
 
@@ -86,18 +88,18 @@ class DetectorConfig:
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
-            raise ValueError(f"DetectorConfig.backbone must be one of {BACKBONES}, got {self.backbone!r}")
+            raise InputError(f"DetectorConfig.backbone must be one of {BACKBONES}, got {self.backbone!r}")
         if self.min_size <= 0 or self.max_size <= 0:
-            raise ValueError(
+            raise InputError(
                 f"DetectorConfig input size must be positive (min_size, max_size), got ({self.min_size}, {self.max_size})"
             )
         if self.fpn_channels % self.centernet_gn_groups:
-            raise ValueError(
+            raise InputError(
                 f"DetectorConfig.fpn_channels ({self.fpn_channels}) must be a multiple of "
                 f"centernet_gn_groups ({self.centernet_gn_groups})"
             )
         if len(self.cascade_bbox_reg_weights) < 1:
-            raise ValueError("DetectorConfig.cascade_bbox_reg_weights needs at least one stage")
+            raise InputError("DetectorConfig.cascade_bbox_reg_weights needs at least one stage")
 
     @property
     def num_stages(self) -> int:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from audiodetic.errors import CheckpointError
+from audiodetic.errors import CheckpointError, InputError
 
 if TYPE_CHECKING:
     from audiodetic.detector.config import DetectorConfig
@@ -105,7 +105,7 @@ def to_ours(name: str) -> str | None:
 def to_official(name: str, architecture: str) -> str:
     """The official name of one of our parameter names (inverse of :func:`to_ours`)."""
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+        raise InputError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
     if name.startswith("backbone."):
         base = "backbone.bottom_up.base." if architecture == "resnet50" else "backbone.bottom_up."
         return base + name[len("backbone."):]
@@ -118,7 +118,7 @@ def to_official(name: str, architecture: str) -> str:
         return "proposal_generator.centernet_head." + name[len("centernet."):]
     if name.startswith("roi_heads."):
         return name
-    raise ValueError(f"{name!r} is not a Detector parameter name")
+    raise InputError(f"{name!r} is not a Detector parameter name")
 
 
 def official_order(name: str) -> tuple[int, int]:

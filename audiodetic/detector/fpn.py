@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiodetic.detector.kernels import Conv3x3
+from audiodetic.errors import InputError
 
 __all__ = ["FPN", "upsample_to"]
 
@@ -49,9 +50,9 @@ class FPN(nn.Module):
         super().__init__()
         in_channels = tuple(int(c) for c in in_channels)
         if len(in_channels) != 3 or min(in_channels) < 1:
-            raise ValueError(f"in_channels must list the channels of C3, C4, C5, got {in_channels!r}")
+            raise InputError(f"in_channels must list the channels of C3, C4, C5, got {in_channels!r}")
         if int(out_channels) < 1:
-            raise ValueError(f"out_channels must be positive, got {out_channels!r}")
+            raise InputError(f"out_channels must be positive, got {out_channels!r}")
         self.in_channels = in_channels
         self.out_channels = int(out_channels)
         self.lateral_convs = nn.ModuleList(nn.Conv2d(c, out_channels, kernel_size=1) for c in in_channels)
@@ -65,7 +66,7 @@ class FPN(nn.Module):
 
     def forward(self, features: Sequence[Tensor]) -> list[Tensor]:
         if len(features) != 3:
-            raise ValueError(f"FPN expects [C3, C4, C5], got {len(features)} maps")
+            raise InputError(f"FPN expects [C3, C4, C5], got {len(features)} maps")
         merged = self.lateral_convs[2](features[2])
         outputs = [self.output_convs[2](merged)]
         for level in (1, 0):

@@ -26,6 +26,7 @@ from audiodetic.detector.roi_heads import (
     RegionEncoding,
     class_weight_matrix,
 )
+from audiodetic.errors import InputError
 from audiodetic.structures import Detections
 
 
@@ -76,16 +77,16 @@ def class_embeddings(vocabulary: Any, names: Sequence[str] | None, dim: int) -> 
         elif isinstance(vocabulary, np.ndarray) or isinstance(vocabulary, (list, tuple)):
             matrix = torch.as_tensor(np.asarray(vocabulary, dtype=np.float32))
         else:
-            raise ValueError(
+            raise InputError(
                 f"vocabulary must be a Vocabulary or a (C, {dim}) array/tensor, got {type(vocabulary).__name__}"
             )
         if matrix.ndim != 2 or matrix.shape[1] != dim or matrix.shape[0] < 1:
-            raise ValueError(f"vocabulary embeddings must have shape (C, {dim}) with C >= 1, got {tuple(matrix.shape)}")
+            raise InputError(f"vocabulary embeddings must have shape (C, {dim}) with C >= 1, got {tuple(matrix.shape)}")
         if not bool(torch.isfinite(matrix).all()):
-            raise ValueError("vocabulary embeddings must be finite")
+            raise InputError("vocabulary embeddings must be finite")
         names = tuple(f"class_{i}" for i in range(matrix.shape[0])) if names is None else tuple(names)
     if len(names) != matrix.shape[0]:
-        raise ValueError(f"got {len(names)} names for {matrix.shape[0]} vocabulary embeddings; they must match")
+        raise InputError(f"got {len(names)} names for {matrix.shape[0]} vocabulary embeddings; they must match")
     return matrix, names
 
 
@@ -227,7 +228,8 @@ class Detector(nn.Module):
         names: tuple[str, ...],
         with_masks: bool,
     ) -> Detections:
-        """Scale resized-frame boxes to the original image, clip, drop empty boxes, paste masks (A.7).
+        """Scale resized-frame boxes to the original image, clip, drop empty boxes, paste masks (as
+        detectron2's ``detector_postprocess``).
 
         ``boxes`` ``(M, 4)`` are the clipped resized-frame boxes of proposals ``proposal_index`` ``(M,)``.
         """

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from audiodetic.errors import InputError
+
 
 @dataclass(frozen=True)
 class PreprocessedImage:
@@ -58,16 +60,16 @@ def resized_shape(height: int, width: int, min_size: int, max_size: int) -> tupl
 def check_image(image: object) -> np.ndarray:
     """Validate an ``(H, W, 3)`` uint8 RGB numpy image; return it C-contiguous. Raises ``ValueError``."""
     if not isinstance(image, np.ndarray):
-        raise ValueError(
+        raise InputError(
             f"image must be an (H, W, 3) uint8 RGB numpy array, got {type(image).__name__} "
             "(load paths or PIL images with audiodetic.api)"
         )
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must have shape (H, W, 3) (RGB), got {image.shape}")
+        raise InputError(f"image must have shape (H, W, 3) (RGB), got {image.shape}")
     if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 (0..255), got dtype {image.dtype}")
+        raise InputError(f"image must be uint8 (0..255), got dtype {image.dtype}")
     if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image must not be empty, got shape {image.shape}")
+        raise InputError(f"image must not be empty, got shape {image.shape}")
     return np.ascontiguousarray(image)
 
 

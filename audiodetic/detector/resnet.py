@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiodetic.detector.kernels import Conv3x3
+from audiodetic.errors import InputError
 
 __all__ = ["FrozenBatchNorm2d", "Bottleneck", "ResNetBackbone"]
 
@@ -152,9 +153,9 @@ class ResNetBackbone(nn.Module):
     def __init__(self, *, layers: tuple[int, int, int, int] = (3, 4, 6, 3), width: int = 64) -> None:
         super().__init__()
         if len(layers) != 4 or any(int(n) < 1 for n in layers):
-            raise ValueError(f"layers must be four positive block counts, got {layers!r}")
+            raise InputError(f"layers must be four positive block counts, got {layers!r}")
         if int(width) < 1:
-            raise ValueError(f"width must be a positive channel count, got {width!r}")
+            raise InputError(f"width must be a positive channel count, got {width!r}")
         self.layers_per_stage = tuple(int(n) for n in layers)
         self.width = int(width)
         self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)

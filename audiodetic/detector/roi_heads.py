@@ -22,6 +22,7 @@ from torchvision.ops import batched_nms
 from audiodetic.detector.boxes import MultiLevelROIAlign, apply_deltas, clip_boxes
 from audiodetic.detector.config import DetectorConfig
 from audiodetic.detector.masks import MaskHead
+from audiodetic.errors import InputError
 
 
 class BoxHead(nn.Module):
@@ -192,7 +193,7 @@ class CascadeROIHeads(nn.Module):
     def mask_probabilities(self, features: list[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
         """``(M, 28, 28)`` float32 mask probabilities for ``(M, 4)`` boxes (resized frame) on P3..P5."""
         if self.mask_head is None:
-            raise ValueError("this detector has no mask head (config.mask_on is False)")
+            raise InputError("this detector has no mask head (config.mask_on is False)")
         if boxes.shape[0] == 0:
             side = 2 * self.config.mask_resolution
             return boxes.new_zeros((0, side, side))

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiodetic.errors import InputError
+
 __all__ = ["SwinBackbone", "relative_position_index", "shift_window_mask", "window_layout"]
 
 MASK_VALUE = -100.0
@@ -106,7 +108,7 @@ class WindowAttention(nn.Module):
     def __init__(self, dim: int, window_size: int, num_heads: int) -> None:
         super().__init__()
         if dim % num_heads != 0:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+            raise InputError(f"dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.window_size = window_size
         self.scale = (dim // num_heads) ** -0.5
@@ -281,9 +283,9 @@ class SwinBackbone(nn.Module):
     ) -> None:
         super().__init__()
         if len(depths) != 4 or len(num_heads) != 4:
-            raise ValueError(f"depths and num_heads need 4 stages each, got {depths!r} and {num_heads!r}")
+            raise InputError(f"depths and num_heads need 4 stages each, got {depths!r} and {num_heads!r}")
         if window_size < 2:
-            raise ValueError(f"window_size must be >= 2, got {window_size!r}")
+            raise InputError(f"window_size must be >= 2, got {window_size!r}")
         self.patch_embed = PatchEmbed(patch_size, embed_dim)
         self.layers = nn.ModuleList(
             SwinStage(embed_dim * 2**i, depths[i], num_heads[i], window_size, mlp_ratio, downsample=i < 3)

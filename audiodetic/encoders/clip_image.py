@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from audiodetic.encoders.clip_text import read_clip_state_dict
-from audiodetic.errors import CheckpointError
+from audiodetic.errors import CheckpointError, InputError
 from audiodetic.inputs import as_pil_rgb
 from audiodetic.spaces import CLIP_IMAGE_SPACE
 
@@ -136,7 +136,7 @@ class ClipImageEncoder:
         """Raw embeddings ``(B, D)`` float32 on the CPU of images (paths, PIL images, HxWx3 uint8 RGB arrays)."""
         images = list(images)
         if not images:
-            raise ValueError("no images given")
+            raise InputError("no images given")
         out = []
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]

@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from audiodetic.errors import CheckpointError
+from audiodetic.errors import CheckpointError, InputError, MissingFileError
 from audiodetic.spaces import DETECTOR_SPACE
 
 DETIC_TEMPLATE = "a {}"
@@ -97,7 +97,7 @@ def read_clip_state_dict(path: str | os.PathLike[str], prefixes: tuple[str, ...]
     """Float32 tensors whose keys start with ``prefixes`` from OpenAI's ``ViT-B-32.pt`` or a plain state dict."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"CLIP weights file not found: {path}")
+        raise MissingFileError(f"CLIP weights file not found: {path}")
     try:
         if _is_torchscript(path):
             state = torch.jit.load(str(path), map_location="cpu").state_dict()
@@ -135,7 +135,7 @@ class ClipTextEncoder:
     def __init__(self, model: torch.nn.Module, *, template: str = DETIC_TEMPLATE, fingerprint: str | None = None,
                  device: str | torch.device = "cpu") -> None:
         if "{}" not in template:
-            raise ValueError(f"template must contain '{{}}' where the name goes, got {template!r}")
+            raise InputError(f"template must contain '{{}}' where the name goes, got {template!r}")
         import open_clip
 
         self.model = model.eval().to(device)
@@ -253,11 +253,11 @@ class ClipTextEncoder:
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
     if isinstance(texts, str):
-        raise ValueError("pass a list of texts, not one string")
+        raise InputError("pass a list of texts, not one string")
     texts = list(texts)
     if not texts:
-        raise ValueError("no texts given")
+        raise InputError("no texts given")
     for text in texts:
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"texts must be non-empty strings, got {text!r}")
+            raise InputError(f"texts must be non-empty strings, got {text!r}")
     return texts

@@ -8,6 +8,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from audiodetic.errors import InputError
+
 
 def load_eval_detector(name_or_path: str, *, device: str) -> Any:
     """``audiodetic.detector.convert.load_detector(name_or_path, device=device)`` in eval mode."""
@@ -30,13 +32,13 @@ def load_bridges(specs: Sequence[str], *, audio_dim: int | None = None) -> dict[
         else:
             name, bridge = checked.stem, bridges_module.load_bridge(checked)
         if name in bridges:
-            raise ValueError(f"two bridges are named {name!r}; rename one of the files")
+            raise InputError(f"two bridges are named {name!r}; rename one of the files")
         if audio_dim is not None and int(bridge.src_dim) != int(audio_dim):
-            raise ValueError(f"bridge {spec!r} maps {bridge.src_dim}-d inputs but the audio encoder outputs "
+            raise InputError(f"bridge {spec!r} maps {bridge.src_dim}-d inputs but the audio encoder outputs "
                              f"{audio_dim}-d")
         bridges[name] = bridge
     if not bridges:
-        raise ValueError("the sound benchmark needs at least one --bridge")
+        raise InputError("the sound benchmark needs at least one --bridge")
     return bridges
 
 
@@ -66,9 +68,9 @@ def parse_int_list(text: str, option: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in str(text).split(",") if part.strip())
     except ValueError:
-        raise ValueError(f"{option} must be comma-separated integers, got {text!r}") from None
+        raise InputError(f"{option} must be comma-separated integers, got {text!r}") from None
     if not values:
-        raise ValueError(f"{option} must list at least one integer, got {text!r}")
+        raise InputError(f"{option} must list at least one integer, got {text!r}")
     if len(set(values)) != len(values):
-        raise ValueError(f"{option} lists a value twice: {text!r}")
+        raise InputError(f"{option} lists a value twice: {text!r}")
     return values

@@ -15,6 +15,8 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
+from audiodetic.errors import InputError, MissingFileError
+
 DatasetKind = Literal["coco", "lvis"]
 DATASET_KINDS: tuple[str, ...] = ("coco", "lvis")
 LVIS_FREQUENCIES: tuple[str, ...] = ("r", "c", "f")
@@ -22,7 +24,7 @@ LVIS_FREQUENCIES: tuple[str, ...] = ("r", "c", "f")
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
-        raise ValueError(message)
+        raise InputError(message)
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,14 +75,14 @@ class EvalDataset:
         """Read ``annotations`` (a COCO/LVIS JSON file); ``images_dir`` is checked to exist when given."""
         path = Path(annotations)
         if not path.is_file():
-            raise FileNotFoundError(f"annotation file not found: {path}")
+            raise MissingFileError(f"annotation file not found: {path}")
         if images_dir is not None and not Path(images_dir).is_dir():
-            raise FileNotFoundError(f"image folder not found: {images_dir}")
+            raise MissingFileError(f"image folder not found: {images_dir}")
         try:
             with open(path, encoding="utf-8") as handle:
                 data = json.load(handle)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
+            raise InputError(f"{path} is not valid JSON: {error}") from None
         return cls(kind, data, path, None if images_dir is None else Path(images_dir))
 
     # -- categories -------------------------------------------------------------------------------------------
@@ -99,7 +101,7 @@ class EvalDataset:
         try:
             return self._categories[int(category_id)]
         except KeyError:
-            raise ValueError(f"category id {category_id} is not in this {self.kind} dataset") from None
+            raise InputError(f"category id {category_id} is not in this {self.kind} dataset") from None
 
     def category_ids_for_names(self, names: Sequence[str]) -> list[int]:
         """Dataset category ids of ``names`` (exact names; LVIS synonyms are accepted too)."""
@@ -112,7 +114,7 @@ class EvalDataset:
             lookup[str(self._categories[category_id]["name"])] = category_id
         missing = [name for name in names if name not in lookup]
         if missing:
-            raise ValueError(f"not {self.kind} category names: {missing[:10]}; e.g. {list(self.category_names[:5])}")
+            raise InputError(f"not {self.kind} category names: {missing[:10]}; e.g. {list(self.category_names[:5])}")
         return [lookup[name] for name in names]
 
     # -- images -----------------------------------------------------------------------------------------------
@@ -126,14 +128,14 @@ class EvalDataset:
         try:
             return self._images[int(image_id)]
         except KeyError:
-            raise ValueError(f"image id {image_id} is not in this {self.kind} dataset") from None
+            raise InputError(f"image id {image_id} is not in this {self.kind} dataset") from None
 
     def image_path(self, image_id: int) -> Path:
         """Where the image file is: ``images_dir/file_name``, or for LVIS ``images_dir/<split>/<name>`` from the
         ``coco_url`` (``images_dir`` = the COCO root holding ``train2017/`` and ``val2017/``), falling back to
         ``images_dir/<name>``."""
         if self.images_dir is None:
-            raise ValueError("this dataset was loaded without an image folder (--images)")
+            raise InputError("this dataset was loaded without an image folder (--images)")
         record = self.image_record(image_id)
         candidates: list[Path] = []
         if record.get("file_name"):
@@ -143,11 +145,11 @@ class EvalDataset:
             split, name = url.rstrip("/").split("/")[-2:]
             candidates += [self.images_dir / split / name, self.images_dir / name]
         if not candidates:
-            raise ValueError(f"image {image_id} has neither 'file_name' nor 'coco_url'")
+            raise InputError(f"image {image_id} has neither 'file_name' nor 'coco_url'")
         for candidate in candidates:
             if candidate.is_file():
                 return candidate
-        raise FileNotFoundError(f"image {image_id} not found; looked for {[str(c) for c in candidates]}")
+        raise MissingFileError(f"image {image_id} not found; looked for {[str(c) for c in candidates]}")
 
     def load_image(self, image_id: int) -> np.ndarray:
         """The image as an ``(H, W, 3)`` uint8 RGB array, EXIF orientation applied (as detectron2 reads images for
@@ -159,7 +161,7 @@ class EvalDataset:
         record = self.image_record(image_id)
         expected = (int(record.get("height") or array.shape[0]), int(record.get("width") or array.shape[1]))
         if array.shape[:2] != expected:
-            raise ValueError(f"image {path} is {array.shape[1]}x{array.shape[0]} but the annotations say "
+            raise InputError(f"image {path} is {array.shape[1]}x{array.shape[0]} but the annotations say "
                              f"{expected[1]}x{expected[0]}")
         return array
 

@@ -22,6 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
+from audiodetic.errors import InputError, MissingFileError
+
 BUILTIN_MAPS: tuple[str, ...] = ("esc50", "audioset", "vggsound")
 
 
@@ -50,11 +52,11 @@ class SoundMapping:
         seen: set[str] = set()
         for row in self.rows:
             if sound_key(row.sound_class) in seen:
-                raise ValueError(f"{self.source}: sound class {row.sound_class!r} appears twice; each sound class "
+                raise InputError(f"{self.source}: sound class {row.sound_class!r} appears twice; each sound class "
                                  "maps to at most one category")
             seen.add(sound_key(row.sound_class))
         if not self.mapped_rows:
-            raise ValueError(f"{self.source}: no sound class is mapped to a category")
+            raise InputError(f"{self.source}: no sound class is mapped to a category")
 
     @property
     def mapped_rows(self) -> tuple[MappingRow, ...]:
@@ -73,9 +75,9 @@ class SoundMapping:
 def builtin_mapping_path(name: str, kind: str) -> Path:
     """The packaged table for ``name`` in ``BUILTIN_MAPS`` and dataset ``kind`` (``coco`` or ``lvis``)."""
     if name not in BUILTIN_MAPS:
-        raise ValueError(f"unknown built-in sound map {name!r}; choose one of {BUILTIN_MAPS} or give a CSV path")
+        raise InputError(f"unknown built-in sound map {name!r}; choose one of {BUILTIN_MAPS} or give a CSV path")
     if kind not in ("coco", "lvis"):
-        raise ValueError(f"dataset kind must be 'coco' or 'lvis', got {kind!r}")
+        raise InputError(f"dataset kind must be 'coco' or 'lvis', got {kind!r}")
     return Path(str(resources.files("audiodetic.eval") / "data" / f"{name}_{kind}.csv"))
 
 
@@ -83,11 +85,11 @@ def read_mapping(path: str | os.PathLike[str]) -> SoundMapping:
     """Read a ``sound_class, category[, notes]`` CSV table."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"sound map not found: {path}")
+        raise MissingFileError(f"sound map not found: {path}")
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"sound_class", "category"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: a sound map needs the columns sound_class,category[,notes]; "
+            raise InputError(f"{path}: a sound map needs the columns sound_class,category[,notes]; "
                              f"found {reader.fieldnames}")
         rows = tuple(MappingRow(row["sound_class"].strip(), (row["category"] or "").strip() or None,
                                 (row.get("notes") or "").strip()) for row in reader if row["sound_class"].strip())
@@ -99,7 +101,7 @@ def load_mapping(name_or_path: str | os.PathLike[str], kind: str) -> SoundMappin
     if str(name_or_path) in BUILTIN_MAPS:
         return read_mapping(builtin_mapping_path(str(name_or_path), kind))
     if not Path(name_or_path).is_file():
-        raise FileNotFoundError(f"sound map {str(name_or_path)!r} is neither a built-in table {BUILTIN_MAPS} "
+        raise MissingFileError(f"sound map {str(name_or_path)!r} is neither a built-in table {BUILTIN_MAPS} "
                                 "nor a CSV file")
     return read_mapping(name_or_path)
 
@@ -123,17 +125,17 @@ def read_clip_index(audio_root: str | os.PathLike[str], meta: str | os.PathLike[
     ``category``; files are ``<root>/<audio_dir>/<filename>``. Missing files are an error (naming a few)."""
     root = Path(audio_root)
     if not root.is_dir():
-        raise FileNotFoundError(f"audio folder not found: {root}")
+        raise MissingFileError(f"audio folder not found: {root}")
     meta_path = Path(meta) if meta is not None else root / "meta" / "esc50.csv"
     if not meta_path.is_file():
-        raise FileNotFoundError(f"audio metadata CSV not found: {meta_path} (ESC-50 layout: <root>/meta/esc50.csv; "
+        raise MissingFileError(f"audio metadata CSV not found: {meta_path} (ESC-50 layout: <root>/meta/esc50.csv; "
                                 "or pass --audio-meta with filename,category columns)")
     clips: dict[str, list[Path]] = {}
     missing: list[str] = []
     with open(meta_path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or not {"filename", "category"} <= set(reader.fieldnames):
-            raise ValueError(f"{meta_path}: needs columns filename,category (ESC-50 meta format); "
+            raise InputError(f"{meta_path}: needs columns filename,category (ESC-50 meta format); "
                              f"found {reader.fieldnames}")
         for row in reader:
             path = root / audio_dir / row["filename"]
@@ -142,5 +144,5 @@ def read_clip_index(audio_root: str | os.PathLike[str], meta: str | os.PathLike[
                 continue
             clips.setdefault(sound_key(row["category"]), []).append(path)
     if missing:
-        raise FileNotFoundError(f"{len(missing)} clips listed in {meta_path} are missing, e.g. {missing[:3]}")
+        raise MissingFileError(f"{len(missing)} clips listed in {meta_path} are missing, e.g. {missing[:3]}")
     return ClipIndex({k: tuple(sorted(v, key=lambda p: p.name)) for k, v in clips.items()}, str(meta_path))

@@ -27,6 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from audiodetic import io
+from audiodetic.errors import InputError, MissingFileError
 from audiodetic.eval.datasets import EvalDataset
 from audiodetic.eval.sharding import Shard
 from audiodetic.structures import Detections
@@ -45,7 +46,7 @@ class Variant:
 
     def __post_init__(self) -> None:
         if len(self.category_ids) != len(self.vocabulary):
-            raise ValueError(f"variant has {len(self.vocabulary)} vocabulary entries but "
+            raise InputError(f"variant has {len(self.vocabulary)} vocabulary entries but "
                              f"{len(self.category_ids)} category ids")
 
     def fingerprint(self) -> dict[str, Any]:
@@ -73,7 +74,7 @@ def prepare_output(output_dir: Path, run_info: Mapping[str, Any], *, overwrite: 
         existing = json.loads(path.read_text(encoding="utf-8"))
         if existing != info:
             changed = sorted(k for k in set(existing) | set(info) if existing.get(k) != info.get(k))
-            raise ValueError(f"{output_dir} holds a different run (differs in {changed}); use a new --output "
+            raise InputError(f"{output_dir} holds a different run (differs in {changed}); use a new --output "
                              "or --overwrite to start over")
         return
     if overwrite and (output_dir / "predictions").exists():
@@ -126,7 +127,7 @@ def read_predictions(path: Path, *, repair: bool = False) -> dict[int, list[dict
             item = json.loads(line)
             finished[int(item["image_id"])] = list(item["results"])
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            raise ValueError(f"{path}: line {number} is not a predictions record; the file is damaged") from None
+            raise InputError(f"{path}: line {number} is not a predictions record; the file is damaged") from None
     if repair and complete_end < len(data):
         with open(path, "r+b") as handle:
             handle.truncate(complete_end)
@@ -184,7 +185,7 @@ def run_predictions(detector: Any, dataset: EvalDataset, variants: Mapping[str, 
     from tqdm import tqdm
 
     if not variants:
-        raise ValueError("run_predictions needs at least one variant")
+        raise InputError("run_predictions needs at least one variant")
     shard = shard or Shard()
     mine = shard.select(sorted(int(i) for i in image_ids))
     stores = {name: PredictionStore(output_dir, name, shard) for name in variants}
@@ -232,10 +233,10 @@ def merge_predictions(output_dirs: Sequence[Path], variant: str, image_ids: Sequ
     """
     done_files = sorted({f for d in output_dirs for f in (Path(d) / "predictions" / variant).glob("shard-*.done")})
     if not done_files:
-        raise FileNotFoundError(f"no finished shards of {variant!r} under {[str(d) for d in output_dirs]}")
+        raise MissingFileError(f"no finished shards of {variant!r} under {[str(d) for d in output_dirs]}")
     counts = {int(f.stem.split("-of-")[1]) for f in done_files}
     if len(counts) != 1:
-        raise ValueError(f"finished shards of {variant!r} come from different shard counts {sorted(counts)}")
+        raise InputError(f"finished shards of {variant!r} come from different shard counts {sorted(counts)}")
     count = counts.pop()
     found: dict[int, list[dict[str, Any]]] = {}
     for index in range(count):
@@ -243,12 +244,12 @@ def merge_predictions(output_dirs: Sequence[Path], variant: str, image_ids: Sequ
         paths = [Path(d) / "predictions" / variant / f"{name}.jsonl" for d in output_dirs]
         present = [p for p in paths if p.with_suffix(".done").exists()]
         if not present:
-            raise ValueError(f"shard {index}/{count} of {variant!r} has not finished (no {name}.done)")
+            raise InputError(f"shard {index}/{count} of {variant!r} has not finished (no {name}.done)")
         for image_id, records in read_predictions(present[0]).items():
             found[image_id] = records
     expected = {int(i) for i in image_ids}
     if set(found) != expected:
         missing, extra = sorted(expected - set(found)), sorted(set(found) - expected)
-        raise ValueError(f"merged shards of {variant!r} do not cover the run's images: missing {missing[:5]} "
+        raise InputError(f"merged shards of {variant!r} do not cover the run's images: missing {missing[:5]} "
                          f"({len(missing)}), unexpected {extra[:5]} ({len(extra)})")
     return [record for image_id in sorted(found) for record in found[image_id]]

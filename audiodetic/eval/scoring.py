@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from audiodetic import io
+from audiodetic.errors import InputError
 from audiodetic.eval.datasets import EvalDataset
 
 IOU_TYPES: tuple[str, ...] = ("bbox", "segm")
@@ -63,13 +64,13 @@ def _check_results(dataset: EvalDataset, results: Sequence[dict[str, Any]]) -> N
     for index, record in enumerate(results):
         missing = [key for key in ("image_id", "category_id", "bbox", "score") if key not in record]
         if missing:
-            raise ValueError(f"result {index} lacks {missing}; records need image_id, category_id, bbox, score")
+            raise InputError(f"result {index} lacks {missing}; records need image_id, category_id, bbox, score")
         if int(record["image_id"]) not in image_ids:
-            raise ValueError(f"result {index} has image_id {record['image_id']}, which is not in the annotations")
+            raise InputError(f"result {index} has image_id {record['image_id']}, which is not in the annotations")
         if int(record["category_id"]) not in category_ids:
-            raise ValueError(f"result {index} has category_id {record['category_id']}, not a dataset category")
+            raise InputError(f"result {index} has category_id {record['category_id']}, not a dataset category")
         if len(record["bbox"]) != 4:
-            raise ValueError(f"result {index} bbox must be [x, y, w, h], got {record['bbox']}")
+            raise InputError(f"result {index} bbox must be [x, y, w, h], got {record['bbox']}")
 
 
 def available_iou_types(results: Sequence[dict[str, Any]]) -> tuple[str, ...]:
@@ -238,13 +239,13 @@ def score_results(dataset: EvalDataset, results: Sequence[dict[str, Any]], *,
     requested = tuple(iou_types) if iou_types is not None else available_iou_types(results)
     for iou_type in requested:
         if iou_type not in IOU_TYPES:
-            raise ValueError(f"iou type must be one of {IOU_TYPES}, got {iou_type!r}")
+            raise InputError(f"iou type must be one of {IOU_TYPES}, got {iou_type!r}")
         if iou_type == "segm" and results and not all("segmentation" in r for r in results):
-            raise ValueError("mask AP needs a 'segmentation' in every result record; score 'bbox' only")
+            raise InputError("mask AP needs a 'segmentation' in every result record; score 'bbox' only")
     image_ids = sorted(int(i) for i in (image_ids if image_ids is not None else dataset.image_ids))
     category_ids = sorted(int(i) for i in (category_ids if category_ids is not None else dataset.category_ids))
     if not image_ids:
-        raise ValueError("no images to evaluate")
+        raise InputError("no images to evaluate")
     for category_id in category_ids:
         dataset.category(category_id)
     scores: dict[str, IouTypeScores] = {}

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence, TypeVar
 
+from audiodetic.errors import InputError
+
 T = TypeVar("T")
 
 
@@ -30,14 +32,14 @@ class Shard:
 
     def __post_init__(self) -> None:
         if self.count < 1 or not 0 <= self.index < self.count:
-            raise ValueError(f"shard must satisfy 0 <= index < count, got {self.index}/{self.count}")
+            raise InputError(f"shard must satisfy 0 <= index < count, got {self.index}/{self.count}")
 
     @classmethod
     def parse(cls, text: str) -> "Shard":
         """``"I/N"`` (0-based ``I``), e.g. ``"0/4"`` .. ``"3/4"``."""
         match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
         if not match:
-            raise ValueError(f"--shard must look like I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
+            raise InputError(f"--shard must look like I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
         return cls(int(match.group(1)), int(match.group(2)))
 
     @property
@@ -78,10 +80,10 @@ def distributed_env(environ: Mapping[str, str] | None = None) -> DistributedEnv 
         rank, world = int(environ["RANK"]), int(environ["WORLD_SIZE"])
         local = int(environ.get("LOCAL_RANK", rank))
     except ValueError:
-        raise ValueError(f"RANK/WORLD_SIZE/LOCAL_RANK must be integers, got {environ.get('RANK')!r}, "
+        raise InputError(f"RANK/WORLD_SIZE/LOCAL_RANK must be integers, got {environ.get('RANK')!r}, "
                          f"{environ.get('WORLD_SIZE')!r}, {environ.get('LOCAL_RANK')!r}") from None
     if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"invalid torchrun environment: RANK={rank}, WORLD_SIZE={world}")
+        raise InputError(f"invalid torchrun environment: RANK={rank}, WORLD_SIZE={world}")
     return None if world == 1 else DistributedEnv(rank, world, local)
 
 

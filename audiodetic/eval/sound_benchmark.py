@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from audiodetic import io
+from audiodetic.errors import InputError
 from audiodetic.eval.datasets import EvalDataset
 from audiodetic.eval.mappings import ClipIndex, SoundMapping
 from audiodetic.eval.runner import Variant
@@ -54,11 +55,11 @@ class BenchmarkPlan:
 
     def __post_init__(self) -> None:
         if not self.shots or min(self.shots) < 1:
-            raise ValueError(f"shots must be positive integers, got {self.shots}")
+            raise InputError(f"shots must be positive integers, got {self.shots}")
         if not self.seeds:
-            raise ValueError("at least one seed is needed")
+            raise InputError("at least one seed is needed")
         if not self.categories:
-            raise ValueError("no mapped category is present in the dataset and has clips")
+            raise InputError("no mapped category is present in the dataset and has clips")
 
 
 def plan_benchmark(dataset: EvalDataset, mapping: SoundMapping, clip_index: ClipIndex, *,
@@ -72,13 +73,13 @@ def plan_benchmark(dataset: EvalDataset, mapping: SoundMapping, clip_index: Clip
     known = set(dataset.category_names) | {s for c in dataset.data["categories"] for s in c.get("synonyms", [])}
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise ValueError(f"sound map {mapping.source} names categories that are not in the {dataset.kind} "
+        raise InputError(f"sound map {mapping.source} names categories that are not in the {dataset.kind} "
                          f"annotations: {unknown[:10]}")
     clips = {name: clip_index.for_classes(mapping.sound_classes(name)) for name in names}
     need = max(shots)
     short = {name: len(found) for name, found in clips.items() if len(found) < need}
     if short:
-        raise ValueError(f"categories with fewer clips than the largest shot count {need}: {short}; "
+        raise InputError(f"categories with fewer clips than the largest shot count {need}: {short}; "
                          f"check --audio-root/--audio-meta (index {clip_index.source}) or lower --shots")
     ids = dataset.category_ids_for_names(names)
     return BenchmarkPlan(tuple(int(k) for k in shots), tuple(int(s) for s in seeds), tuple(names),
@@ -88,7 +89,7 @@ def plan_benchmark(dataset: EvalDataset, mapping: SoundMapping, clip_index: Clip
 def sample_clips(clips: Sequence[Path], k: int, seed: int, category: str) -> list[Path]:
     """``k`` clips for ``category``: the first ``k`` of a seeded permutation (nested across ``k``)."""
     if k > len(clips):
-        raise ValueError(f"{category!r} has {len(clips)} clips; cannot sample {k}")
+        raise InputError(f"{category!r} has {len(clips)} clips; cannot sample {k}")
     rng = np.random.default_rng([int(seed), zlib.crc32(category.encode("utf-8"))])
     order = rng.permutation(len(clips))
     return [clips[int(i)] for i in order[:k]]
@@ -108,7 +109,7 @@ def audio_embeddings(paths: Sequence[Path], embed: AudioEmbedder, *, cache: Path
         chunk = todo[start:start + batch_size]
         matrix = np.asarray(embed([Path(p) for p in chunk]), np.float32)
         if matrix.ndim != 2 or matrix.shape[0] != len(chunk):
-            raise ValueError(f"audio embedder returned shape {matrix.shape} for {len(chunk)} clips")
+            raise InputError(f"audio embedder returned shape {matrix.shape} for {len(chunk)} clips")
         known.update(zip(chunk, l2_normalize(matrix)))
     if cache is not None and todo:
         keys = sorted(known)  # ranks may write at once: each publishes a whole file
@@ -137,10 +138,10 @@ def benchmark_variants(plan: BenchmarkPlan, text: Vocabulary, bridges: Mapping[s
     dataset's category names.
     """
     if tuple(text.names) != plan.categories:
-        raise ValueError(f"text vocabulary names {text.names[:5]}... must be the mapped categories in order")
+        raise InputError(f"text vocabulary names {text.names[:5]}... must be the mapped categories in order")
     for name in bridges:
         if not name or "/" in name:
-            raise ValueError(f"bridge names become folder names; got {name!r}")
+            raise InputError(f"bridge names become folder names; got {name!r}")
     samples = {(k, s, c): sample_clips(plan.clips[c], k, s, c)
                for k in plan.shots for s in plan.seeds for c in plan.categories}
     embedded = audio_embeddings(sorted({p for paths in samples.values() for p in paths}), embed, cache=cache,

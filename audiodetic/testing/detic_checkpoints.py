@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from audiodetic.detector import convert
 from audiodetic.detector.config import DetectorConfig
+from audiodetic.errors import InputError
 
 __all__ = ["DeticLayout", "LAYOUTS", "make_detic_state_dict", "make_detic_checkpoint"]
 
@@ -66,7 +67,7 @@ def _layout(layout: str | DeticLayout) -> DeticLayout:
     if isinstance(layout, DeticLayout):
         return layout
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown Detic layout {layout!r}; known: {', '.join(LAYOUTS)}")
+        raise InputError(f"unknown Detic layout {layout!r}; known: {', '.join(LAYOUTS)}")
     return LAYOUTS[layout]
 
 
@@ -170,7 +171,7 @@ def make_detic_state_dict(
 
     spec = _layout(layout)
     if not dtype.is_floating_point:
-        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+        raise InputError(f"dtype must be a floating dtype, got {dtype}")
     from audiodetic.detector.resnet import FrozenBatchNorm2d
 
     detector = build_detector(spec.config())

@@ -24,6 +24,7 @@ from audiodetic.encoders.audio.imagebind import (
     TextTowerConfig,
 )
 from audiodetic.encoders.audio.imagebind_tower import checkpoint_key_map
+from audiodetic.errors import InputError
 
 MODALITIES = ("vision", "text", "audio", "depth", "thermal", "imu")
 
@@ -91,11 +92,11 @@ def _other_tower_shapes(modality: str, size: str) -> dict[str, tuple[int, ...]]:
 def imagebind_layout(size: str = "tiny", modalities: Iterable[str] = MODALITIES) -> dict[str, tuple[int, ...]]:
     """Key -> shape of an ``imagebind_huge``-layout state dict of ``size`` ("huge" or "tiny")."""
     if size not in _OUT_DIM:
-        raise ValueError(f"size must be 'huge' or 'tiny', got {size!r}")
+        raise InputError(f"size must be 'huge' or 'tiny', got {size!r}")
     chosen = list(modalities)
     unknown = sorted(set(chosen) - set(MODALITIES))
     if unknown:
-        raise ValueError(f"unknown modalities {unknown}; choose from {list(MODALITIES)}")
+        raise InputError(f"unknown modalities {unknown}; choose from {list(MODALITIES)}")
     layout: dict[str, tuple[int, ...]] = {}
     for modality in MODALITIES:  # released key order: modality by modality is close enough for a plain dict
         if modality not in chosen:

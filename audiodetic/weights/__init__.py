@@ -22,7 +22,13 @@ from pathlib import Path
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from audiodetic.errors import CheckpointError, DownloadError, WeightsNotFoundError
+from audiodetic.errors import (
+    CheckpointError,
+    DownloadError,
+    InputError,
+    InputTypeError,
+    WeightsNotFoundError,
+)
 from audiodetic.weights.cache import (
     ENV_OFFLINE,
     Manifest,
@@ -99,9 +105,9 @@ def resolve(
     if isinstance(name_or_path, os.PathLike):
         return _resolve_local(Path(name_or_path), pin, str(name_or_path))
     if not isinstance(name_or_path, str):
-        raise TypeError(f"resolve() takes a model name, a path or a ModelFile, got {type(name_or_path).__name__}")
+        raise InputTypeError(f"resolve() takes a model name, a path or a ModelFile, got {type(name_or_path).__name__}")
     if not name_or_path.strip():
-        raise ValueError("resolve() got an empty model name/path")
+        raise InputError("resolve() got an empty model name/path")
     model = find_model(name_or_path)
     if model is not None:
         return _resolve_known(model, cache_dir, offline, progress, pin, timeout, full_check)

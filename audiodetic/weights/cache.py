@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 from filelock import FileLock
 
 from audiodetic import io
+from audiodetic.errors import InputError, InputTypeError
 
 __all__ = [
     "ENV_CACHE", "ENV_OFFLINE", "ENV_MIRROR", "ENV_TIMEOUT", "ENV_SHA256_PREFIX", "MANIFEST_NAME",
@@ -79,7 +80,7 @@ def is_offline(offline: bool | None = None) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"{ENV_OFFLINE}={value!r} is not a boolean; use one of {_TRUE + _FALSE[1:]}")
+    raise InputError(f"{ENV_OFFLINE}={value!r} is not a boolean; use one of {_TRUE + _FALSE[1:]}")
 
 
 def mirror_url(url: str, mirror: str | None = None) -> str:
@@ -91,9 +92,9 @@ def mirror_url(url: str, mirror: str | None = None) -> str:
         return url
     base = urlsplit(mirror)
     if base.scheme not in ("http", "https") or not base.netloc:
-        raise ValueError(f"{ENV_MIRROR}={mirror!r} must look like http(s)://host/optional/prefix/")
+        raise InputError(f"{ENV_MIRROR}={mirror!r} must look like http(s)://host/optional/prefix/")
     if base.query or base.fragment:
-        raise ValueError(f"{ENV_MIRROR}={mirror!r} must not have a query or fragment")
+        raise InputError(f"{ENV_MIRROR}={mirror!r} must not have a query or fragment")
     original = urlsplit(url)
     path = base.path.rstrip("/") + "/" + original.path.lstrip("/")
     return urlunsplit((base.scheme, base.netloc, path, original.query, ""))
@@ -105,7 +106,7 @@ def normalise_sha256(value: str, *, what: str = "sha256") -> str:
     if text.startswith("sha256:"):
         text = text[len("sha256:"):]
     if not _HEX64.match(text):
-        raise ValueError(f"{what}={value!r} is not a SHA-256 digest (64 hex digits)")
+        raise InputError(f"{what}={value!r} is not a SHA-256 digest (64 hex digits)")
     return text
 
 
@@ -125,9 +126,9 @@ def download_timeout(timeout: float | None = None) -> float:
         try:
             timeout = float(raw)
         except ValueError:
-            raise ValueError(f"{ENV_TIMEOUT}={raw!r} is not a number of seconds") from None
+            raise InputError(f"{ENV_TIMEOUT}={raw!r} is not a number of seconds") from None
     if not timeout > 0:
-        raise ValueError(f"download timeout must be > 0 seconds, got {timeout}")
+        raise InputError(f"download timeout must be > 0 seconds, got {timeout}")
     return float(timeout)
 
 
@@ -176,7 +177,7 @@ class Manifest:
             data = json.loads(text)
             files = data["files"]
             if not isinstance(files, dict):
-                raise TypeError("'files' is not an object")
+                raise InputTypeError("'files' is not an object")
             return files
         except (ValueError, KeyError, TypeError) as error:
             backup = self.path.with_name(MANIFEST_NAME + ".corrupt")

@@ -11,7 +11,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from audiodetic.errors import CheckpointError, WeightsNotFoundError
+from audiodetic.errors import (
+    CheckpointError,
+    InputError,
+    InputTypeError,
+    WeightsNotFoundError,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -58,12 +63,12 @@ def load_state_dict(
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes); it is not a checkpoint")
     if isinstance(prefixes, str):
-        raise TypeError("prefixes must be a sequence of strings, not a single string (wrap it in a tuple)")
+        raise InputTypeError("prefixes must be a sequence of strings, not a single string (wrap it in a tuple)")
     wanted = tuple(prefixes) if prefixes is not None else None
     target = map_location
     if wanted is not None:
         if target is not None and not isinstance(target, (str, torch.device)):
-            raise ValueError(f"with prefixes, map_location must be a device (str or torch.device), got {target!r}")
+            raise InputError(f"with prefixes, map_location must be a device (str or torch.device), got {target!r}")
         map_location = "cpu"  # filter first, then move only what is kept
     is_zip = zipfile.is_zipfile(path)
     if is_zip and _is_torchscript(path):

@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from audiodetic.errors import InputError
+
 __all__ = ["ModelFile", "MODELS", "ModelKind", "find_model", "known_names", "suggest_names"]
 
 ModelKind = Literal["detector", "audio-text", "audio", "text"]
@@ -62,15 +64,15 @@ class ModelFile:
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
-            raise ValueError(f"ModelFile {self.name!r}: kind {self.kind!r} is not one of {_KINDS}")
+            raise InputError(f"ModelFile {self.name!r}: kind {self.kind!r} is not one of {_KINDS}")
         if self.sha256 is not None and not _SHA256_RE.match(self.sha256):
-            raise ValueError(f"ModelFile {self.name!r}: sha256 must be 64 lower-case hex digits, got {self.sha256!r}")
+            raise InputError(f"ModelFile {self.name!r}: sha256 must be 64 lower-case hex digits, got {self.sha256!r}")
         if self.size is not None and self.size <= 0:
-            raise ValueError(f"ModelFile {self.name!r}: size must be positive, got {self.size}")
+            raise InputError(f"ModelFile {self.name!r}: size must be positive, got {self.size}")
         if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"ModelFile {self.name!r}: url must be http(s), got {self.url!r}")
+            raise InputError(f"ModelFile {self.name!r}: url must be http(s), got {self.url!r}")
         if not self.filename or "/" in self.filename or "\\" in self.filename or self.filename.startswith("."):
-            raise ValueError(f"ModelFile {self.name!r}: filename must be a plain file name, got {self.filename!r}")
+            raise InputError(f"ModelFile {self.name!r}: filename must be a plain file name, got {self.filename!r}")
 
 
 _DETIC_URL = "https://dl.fbaipublicfiles.com/detic/"

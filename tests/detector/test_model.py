@@ -219,7 +219,7 @@ def test_full_size_r50_matches_upstream_golden_detections():
     embeddings = np.random.default_rng(5).normal(size=(6, 512)).astype(np.float32)
     result = detector.detect(_golden_image(), embeddings, score_threshold=0.3, input_size=(320, 480))
     assert len(result) == 181
-    for class_id, score, box, area in UPSTREAM_R50_TOP8:  # tolerances of issue 3 (thread count may differ)
+    for class_id, score, box, area in UPSTREAM_R50_TOP8:  # the parity tolerances (thread count may differ)
         index = int(np.argmin(np.abs(result.scores - score) + 1e3 * (result.class_ids != class_id)))
         assert result.class_ids[index] == class_id and abs(result.scores[index] - score) <= 1e-4
         np.testing.assert_allclose(result.boxes[index], box, atol=1e-2)

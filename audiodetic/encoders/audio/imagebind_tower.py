@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from audiodetic.errors import CheckpointError
+from audiodetic.errors import CheckpointError, InputError
 
 LN_EPS = 1e-6
 MAX_LOGIT_SCALE = 100.0
@@ -136,7 +136,7 @@ def checkpoint_key_map(modality: str, depth: int) -> dict[str, str]:
             "log_logit_scale": "modality_postprocessors.text.1.log_logit_scale",
         }
     else:
-        raise ValueError(f"modality must be 'audio' or 'text', got {modality!r}")
+        raise InputError(f"modality must be 'audio' or 'text', got {modality!r}")
     for i in range(depth):
         for name in block_params:
             mapping[f"blocks.{i}.{name}"] = f"modality_trunks.{modality}.blocks.{i}.{name}"

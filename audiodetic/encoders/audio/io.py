@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, Union
 
 import numpy as np
 
-from audiodetic.errors import AudioDecodeError
+from audiodetic.errors import AudioDecodeError, InputError, MissingFileError
 
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
@@ -157,7 +157,7 @@ class AudioReader:
         if isinstance(source, (str, os.PathLike)):
             path = os.fspath(source)
             if not os.path.exists(path):
-                raise FileNotFoundError(f"audio file {path!r} does not exist")
+                raise MissingFileError(f"audio file {path!r} does not exist")
             if os.path.isdir(path):
                 raise AudioDecodeError(f"{path!r} is a directory, not an audio file")
             handle: Any = path
@@ -218,7 +218,7 @@ def load_audio(source: AudioSource, *, max_seconds: float | None = None) -> tupl
     :func:`audiodetic.encoders.audio.features.load_imagebind_audio` reads just those).
     """
     if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
-        raise ValueError(f"max_seconds must be a positive number of seconds or None, got {max_seconds!r}")
+        raise InputError(f"max_seconds must be a positive number of seconds or None, got {max_seconds!r}")
     with AudioReader(source) as reader:
         info = reader.info
         frames = info.frames if max_seconds is None else min(info.frames, int(max_seconds * info.sample_rate))

@@ -19,6 +19,8 @@ from typing import Any, Sequence
 
 import torch
 
+from audiodetic.errors import InputError, InputTypeError
+
 SOT_ID = 49406
 EOT_ID = 49407
 CONTEXT_LENGTH = 77
@@ -49,7 +51,7 @@ class ImageBindTokenizer:
         import regex
 
         if context_length < 2:
-            raise ValueError(f"context_length must be at least 2 (SOT and EOT), got {context_length}")
+            raise InputError(f"context_length must be at least 2 (SOT and EOT), got {context_length}")
         self.context_length = context_length
         self._pattern = regex.compile(_SPLIT, regex.IGNORECASE)
 
@@ -70,7 +72,7 @@ class ImageBindTokenizer:
             texts = [texts]
         bad = [t for t in texts if not isinstance(t, str)]
         if bad:
-            raise TypeError(f"texts must be strings, got {type(bad[0]).__name__}: {bad[0]!r}")
+            raise InputTypeError(f"texts must be strings, got {type(bad[0]).__name__}: {bad[0]!r}")
         out = torch.zeros(len(texts), self.context_length, dtype=torch.int64)
         for row, text in enumerate(texts):
             ids = [SOT_ID, *self.encode(text)][: self.context_length - 1] + [EOT_ID]

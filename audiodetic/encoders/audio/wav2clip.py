@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from audiodetic.errors import AudioDecodeError, CheckpointError
+from audiodetic.errors import AudioDecodeError, CheckpointError, InputError
 from audiodetic.spaces import CLIP_IMAGE_SPACE
 
 SAMPLE_RATE = 16_000
@@ -179,7 +179,7 @@ class Wav2ClipEncoder(nn.Module):
 
         sources = list(sources)
         if not sources:
-            raise ValueError("no audio sources given")
+            raise InputError("no audio sources given")
         out = []
         for source in sources:
             samples, rate = load_audio(source)

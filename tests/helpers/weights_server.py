@@ -153,12 +153,9 @@ class WeightsServer:
             pass  # the client gave up (e.g. its timeout): nothing to do
 
 
-# --- pytest fixtures (import them into a test module to use them) -------------------------------------------
+# --- the test file and its table entry (the fixtures ``server`` and ``weights_env`` are in tests/conftest.py) -----
 
-import os  # noqa: E402
 import random  # noqa: E402
-
-import pytest  # noqa: E402
 
 from audiodetic.weights import ModelFile  # noqa: E402
 
@@ -174,24 +171,3 @@ def tiny_model(server: WeightsServer, *, sha256: str | None = None, size: int | 
     server.files[PATH] = DATA
     return ModelFile(name=name, url=server.url(PATH), filename="tiny.bin", licence="MIT", kind="text",
                      description="test file", architecture="none", sha256=sha256, size=size)
-
-_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-
-
-@pytest.fixture
-def weights_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
-    """No AUDIODETIC_* settings, no proxies, HOME and XDG_CACHE_HOME inside ``tmp_path``; returns ``tmp_path``."""
-    for variable in list(os.environ):
-        if variable.startswith("AUDIODETIC_") or variable.lower() in _PROXY_VARS:
-            monkeypatch.delenv(variable)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    return tmp_path
-
-
-@pytest.fixture
-def server() -> Any:
-    """A running :class:`WeightsServer` on 127.0.0.1, stopped after the test."""
-    with WeightsServer() as running:
-        yield running

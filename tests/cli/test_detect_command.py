@@ -1,4 +1,4 @@
-"""``audiodetic detect``: the CLI contract of issue 3 on a tiny random checkpoint in the official layout."""
+"""``audiodetic detect``: the CLI contract (README "Use") on a tiny random checkpoint in the official layout."""
 
 from __future__ import annotations
 

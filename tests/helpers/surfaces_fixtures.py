@@ -1,7 +1,7 @@
 """Shared helpers of the surface tests (API, CLI, demo): tiny random-weight models and synthetic media.
 
-Not a test module (no ``test_`` prefix); imported by ``tests/test_api*.py``, ``tests/test_cli*.py`` and
-``tests/test_demo*.py`` (pytest puts ``tests/`` on ``sys.path``).
+A helper module (``tests/helpers/`` is on pytest's ``pythonpath``), imported by the API, CLI, demo and plugin
+tests.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 def tiny_detector(seed: int = 0) -> Any:
     """A ``DetectorConfig.tiny()`` detector loaded from random weights in the official Detic key layout, with
-    D1's calibrated statistics (so boxes and masks look like detections), in eval mode on the CPU."""
+    calibrated statistics (so boxes and masks look like detections), in eval mode on the CPU."""
     from audiodetic.detector.convert import load_detector
     from audiodetic.testing.detic_checkpoints import make_detic_state_dict
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from weights_server import DATA, PATH, SHA, Fault, WeightsServer, server, tiny_model, weights_env  # noqa: F401
+from weights_server import DATA, PATH, SHA, Fault, WeightsServer, tiny_model
 
 from audiodetic.errors import DownloadError
 from audiodetic.weights import ModelFile, resolve

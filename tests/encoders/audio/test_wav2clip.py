@@ -13,28 +13,10 @@ from audiodetic.encoders.audio.wav2clip import Wav2ClipEncoder
 from audiodetic.spaces import CLIP_IMAGE_SPACE
 from audiodetic.errors import AudioDecodeError, CheckpointError
 from audiodetic.prompts import Sound, build_vocabulary
+from wav2clip_layout import released_wav2clip_layout
 
 torchaudio = pytest.importorskip("torchaudio")
 torchvision = pytest.importorskip("torchvision")
-
-
-def _released_layout(seed: int = 0) -> tuple[dict[str, torch.Tensor], nn.Module, nn.Module]:
-    """Random weights in Wav2CLIP.pt's layout, plus the torchvision/torch modules holding them."""
-    torch.manual_seed(seed)
-    resnet = torchvision.models.resnet18()
-    resnet.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
-    resnet.fc = nn.Identity()
-    for module in resnet.modules():  # non-trivial batch-norm statistics
-        if isinstance(module, nn.BatchNorm2d):
-            module.running_mean.normal_(0, 0.1)
-            module.running_var.uniform_(0.5, 1.5)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.normal_(0, 0.1)
-    mlp = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Dropout(0.1), nn.Linear(512, 512))
-    state = {f"audio_encoder.{k}": v for k, v in resnet.state_dict().items()}
-    state["audio_encoder.spectrogram.window"] = torch.hann_window(512)
-    state.update({f"audio_transform.sequential.{k}": v for k, v in mlp.state_dict().items()})
-    return state, resnet.eval(), mlp.eval()
 
 
 def _reference(resnet: nn.Module, mlp: nn.Module, wave: torch.Tensor) -> torch.Tensor:
@@ -47,7 +29,7 @@ def _reference(resnet: nn.Module, mlp: nn.Module, wave: torch.Tensor) -> torch.T
 
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
-    state, resnet, mlp = _released_layout()
+    state, resnet, mlp = released_wav2clip_layout()
     path = tmp_path_factory.mktemp("w2c") / "Wav2CLIP.pt"
     torch.save(state, path)
     return path, resnet, mlp
@@ -94,7 +76,7 @@ def test_errors(tmp_path):
     torch.save({"weight": torch.zeros(3)}, bad)
     with pytest.raises(CheckpointError, match="not a Wav2CLIP checkpoint"):
         Wav2ClipEncoder.from_checkpoint(bad)
-    state, _, _ = _released_layout()
+    state, _, _ = released_wav2clip_layout()
     state["audio_transform.sequential.3.weight"] = torch.zeros(512, 256)
     with pytest.raises(CheckpointError, match="wrong shape"):
         Wav2ClipEncoder.from_state_dict(state)

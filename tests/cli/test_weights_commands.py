@@ -6,7 +6,7 @@ import argparse
 import json
 
 import pytest
-from weights_server import DATA, SHA, server, weights_env  # noqa: F401 (fixtures)
+from weights_server import DATA, SHA
 
 from audiodetic.cli import download as download_cli
 from audiodetic.cli import main
