@@ -12,16 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Callable,
-    Generic,
-    Iterator,
-    Mapping,
-    Sequence,
-    TypeVar,
-)
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping, Sequence, TypeVar
 
 from audiodetic.errors import InputError
 from audiodetic.inputs import (

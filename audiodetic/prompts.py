@@ -38,21 +38,10 @@ from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence, Union
 import numpy as np
 
 from audiodetic.bridge import Bridge
-from audiodetic.encoders.cache import (
-    DEFAULT_CACHE,
-    EmbeddingCache,
-    encode_images,
-    encode_sounds,
-    encode_texts,
-)
+from audiodetic.encoders.cache import DEFAULT_CACHE, EmbeddingCache, encode_images, encode_sounds, encode_texts
 from audiodetic.encoders.protocols import AudioEncoder, ImageEncoder, TextEncoder
 from audiodetic.errors import InputError
-from audiodetic.inputs import (
-    check_image_prompt,
-    check_name,
-    check_sound_source,
-    is_waveform_pair,
-)
+from audiodetic.inputs import check_image_prompt, check_name, check_sound_source, is_waveform_pair
 from audiodetic.spaces import DETECTOR_SPACE, default_space, l2_normalize, needs_bridge
 from audiodetic.vocabulary import Vocabulary
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from audiodetic import io
-from audiodetic.errors import MissingFileError, VocabularyError
+from audiodetic.errors import InputTypeError, MissingFileError, VocabularyError
 from audiodetic.spaces import DETECTOR_SPACE, default_space, l2_normalize
 
 _FORMAT = "audiodetic-vocabulary/1"
@@ -219,11 +219,14 @@ def _is_vocabulary_file(path: Path) -> bool:
 
 
 def as_vocabulary(value: Any, names: Sequence[str] | None = None) -> Vocabulary:
-    """Accept a ``Vocabulary``, a ``(C, D)`` array/tensor, or a ``.npy``/``.npz`` path."""
+    """Accept a ``Vocabulary``, a ``(C, D)`` array/tensor/nested list, or a ``.npy``/``.npz`` path."""
     if isinstance(value, Vocabulary):
         return value if names is None else value.rename(names)
     if isinstance(value, (str, os.PathLike)):
         return Vocabulary.load(value, names=names)
+    if not (hasattr(value, "detach") or isinstance(value, (np.ndarray, list, tuple))):
+        raise InputTypeError(f"vocabulary must be an audiodetic Vocabulary, a .npz/.npy path or a (C, D) array, "
+                             f"got {type(value).__name__}")
     matrix = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
     if matrix.ndim != 2:
         raise VocabularyError(f"a vocabulary matrix must be (C, D), got shape {matrix.shape}")

@@ -8,7 +8,6 @@ import os
 from typing import Any, Iterator
 
 import pytest
-
 from weights_server import WeightsServer
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from surfaces_fixtures import EncodeCounter, scene, shared_tiny_model, tiny_detector, write_tone
 
 import audiodetic
 from audiodetic import api
 from audiodetic.structures import Detections
 from audiodetic.vocabulary import Vocabulary
-from surfaces_fixtures import EncodeCounter, scene, shared_tiny_model, tiny_detector, write_tone
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from surfaces_fixtures import scene, shared_tiny_model, tiny_audio_encoder
 
 import audiodetic
 from audiodetic.bridge import LinearBridge
 from audiodetic.encoders.clip_image import ClipImageEncoder
 from audiodetic.model import AudiodeticModel, Predictor
-from surfaces_fixtures import scene, shared_tiny_model, tiny_audio_encoder
 
 
 def test_a_float_sample_rate_is_the_same_rate_everywhere() -> None:

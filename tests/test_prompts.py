@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 from audiodetic.bridge import LinearBridge, RetrievalBridge
-from audiodetic.errors import VocabularyError
+from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 from audiodetic.encoders.cache import EmbeddingCache, encode_sounds
 from audiodetic.encoders.clip_text import ClipTextEncoder
+from audiodetic.errors import VocabularyError
 from audiodetic.prompts import Embedding, Mix, Sound, Text, build_vocabulary
 from audiodetic.spaces import CLIP_IMAGE_SPACE, DETECTOR_SPACE
 

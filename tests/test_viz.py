@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from audiodetic.structures import Detections
 from audiodetic.inputs import as_pil_rgb
+from audiodetic.structures import Detections
 from audiodetic.viz import PALETTE, colors_for, draw
 
 H, W = 120, 160

@@ -42,12 +42,7 @@ def register(subparsers: Any) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the contract plus prompts, drawing and progress."""
-    from audiodetic.api import (
-        DEFAULT_AUDIO_WEIGHTS,
-        DEFAULT_BRIDGE,
-        DEFAULT_DETECTOR,
-        DEFAULT_TEXT_WEIGHTS,
-    )
+    from audiodetic.api import DEFAULT_AUDIO_WEIGHTS, DEFAULT_BRIDGE, DEFAULT_DETECTOR, DEFAULT_TEXT_WEIGHTS
 
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files, folders (their images, sorted) or quoted globs such as 'shots/**/*.jpg'")
@@ -84,49 +79,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where to write the JSON list ('-' = standard output)")
     parser.add_argument("--draw", metavar="DIR", help="also write each image with its detections drawn, as DIR/<name>.png")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def parse_names(text: str | None) -> list[str] | None:
-    """``"a,b,c"`` -> ``["a", "b", "c"]``; ``ValueError`` on empty entries."""
-    if text is None:
-        return None
-    names = [name.strip() for name in text.split(",")]
-    if not names or any(not name for name in names):
-        raise InputError(f"--names must be comma-separated non-empty names, got {text!r}")
-    return names
-
-
-def parse_audio(items: Sequence[str]) -> dict[str, list[str]]:
-    """``["dog=a.wav", "dog=b.wav", "siren.ogg"]`` -> ``{"dog": ["a.wav", "b.wav"], "siren": ["siren.ogg"]}``.
-
-    Every file must exist (``FileNotFoundError`` names it); names must be non-empty.
-    """
-    prompts: dict[str, list[str]] = {}
-    for item in items:
-        name, sep, file = item.partition("=")
-        if not sep:
-            name, file = Path(item).stem, item
-        name = name.strip()
-        if not name or not file:
-            raise InputError(f"--audio takes NAME=FILE (or FILE), got {item!r}")
-        if not Path(file).is_file():
-            raise MissingFileError(f"--audio {item}: sound file not found: {file}")
-        prompts.setdefault(name, []).append(file)
-    return prompts
-
-
-def parse_text(items: Sequence[str]) -> dict[str, str]:
-    """``["car", "pet=a small dog"]`` -> ``{"car": "car", "pet": "a small dog"}``."""
-    prompts: dict[str, str] = {}
-    for item in items:
-        name, sep, phrase = item.partition("=")
-        name, phrase = name.strip(), (phrase if sep else name).strip()
-        if not name or not phrase:
-            raise InputError(f"--text takes NAME or NAME=PHRASE (non-empty), got {item!r}")
-        if name in prompts:
-            raise InputError(f"--text: the name {name!r} is given twice")
-        prompts[name] = phrase
-    return prompts
 
 
 def expand_images(items: Sequence[str]) -> list[Path]:
@@ -169,16 +121,19 @@ def run(args: argparse.Namespace) -> int:
         check_image_file,
         check_positive_int,
         check_threshold,
+        parse_audio_options,
         parse_input_size,
+        parse_names_option,
+        parse_text_options,
     )
     from audiodetic.vocabulary import Vocabulary
 
-    names = parse_names(args.names)
+    names = parse_names_option(args.names)
     input_size = parse_input_size(args.input_size)
     check_threshold(args.score_threshold, argument="--score-threshold")
     check_positive_int(args.max_detections, argument="--max-detections")
-    audio = parse_audio(args.audio)
-    text = parse_text(args.text)
+    audio = parse_audio_options(args.audio)
+    text = parse_text_options(args.text)
     if not (audio or text or args.vocabulary):
         raise InputError("no prompts: give --audio NAME=FILE, --text NAME and/or --vocabulary FILE")
     if names is not None and args.vocabulary is None:

@@ -9,14 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from audiodetic.demo.backend import (
-    NAME_HEADERS,
-    TABLE_HEADERS,
-    DemoBackend,
-    ModelSource,
-    name_rows,
-    short_paths,
-)
+from audiodetic.demo.backend import NAME_HEADERS, TABLE_HEADERS, DemoBackend, ModelSource, name_rows, short_paths
 from audiodetic.demo.media import example_dir
 from audiodetic.errors import AudiodeticError
 from audiodetic.model import AudiodeticModel

@@ -21,11 +21,7 @@ from audiodetic.detector.centernet import CenterNetHead, centernet_proposals
 from audiodetic.detector.config import DetectorConfig
 from audiodetic.detector.masks import paste_masks
 from audiodetic.detector.preprocess import preprocess_image
-from audiodetic.detector.roi_heads import (
-    CascadeROIHeads,
-    RegionEncoding,
-    class_weight_matrix,
-)
+from audiodetic.detector.roi_heads import CascadeROIHeads, RegionEncoding, class_weight_matrix
 from audiodetic.errors import InputError
 from audiodetic.structures import Detections
 

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 
-from audiodetic.errors import CheckpointError, InputError, MissingFileError
+from audiodetic.errors import CheckpointError, InputError
 from audiodetic.spaces import DETECTOR_SPACE
 
 DETIC_TEMPLATE = "a {}"
@@ -85,33 +83,14 @@ def _build_clip(config: ClipTextConfig) -> torch.nn.Module:
     return model.eval()
 
 
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
-
-
 def read_clip_state_dict(path: str | os.PathLike[str], prefixes: tuple[str, ...] = _TEXT_PREFIXES,
                          *, what: str = "text tower", required: str = "text_projection") -> dict[str, torch.Tensor]:
-    """Float32 tensors whose keys start with ``prefixes`` from OpenAI's ``ViT-B-32.pt`` or a plain state dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"CLIP weights file not found: {path}")
-    try:
-        if _is_torchscript(path):
-            state = torch.jit.load(str(path), map_location="cpu").state_dict()
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            for key in ("state_dict", "model"):
-                if isinstance(state, dict) and isinstance(state.get(key), dict):
-                    state = state[key]
-    except Exception as error:  # torch raises many types for unreadable files
-        raise CheckpointError(f"cannot read {path} as a CLIP checkpoint: {error}") from None
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"{path} does not hold a state dict (got {type(state).__name__})")
-    state = {k[7:] if k.startswith("module.") else k: v for k, v in state.items()}
-    picked = {k: v.float() for k, v in state.items() if k.startswith(prefixes) and torch.is_tensor(v)}
+    """Float32 tensors whose keys start with ``prefixes`` from OpenAI's ``ViT-B-32.pt`` (TorchScript) or a plain
+    state dict, read by :func:`audiodetic.weights.load_state_dict` (containers unwrapped, ``module.`` removed)."""
+    from audiodetic.weights import load_state_dict
+
+    state = load_state_dict(path, map_location="cpu")
+    picked = {k: v.float() for k, v in state.items() if k.startswith(prefixes)}
     if required not in picked:
         raise CheckpointError(f"{path} has no CLIP {what} (no {required!r} tensor)")
     return picked

@@ -7,12 +7,7 @@ wraps them. Heavy dependencies (torch, matplotlib, lvis-api) are imported on use
 
 from audiodetic.eval.datasets import EvalDataset
 from audiodetic.eval.mappings import load_mapping, read_clip_index
-from audiodetic.eval.pipeline import (
-    RunSettings,
-    evaluate,
-    merge_and_score,
-    run_sound_benchmark,
-)
+from audiodetic.eval.pipeline import RunSettings, evaluate, merge_and_score, run_sound_benchmark
 from audiodetic.eval.runner import Variant
 from audiodetic.eval.scoring import IouTypeScores, score_results
 from audiodetic.eval.sound_benchmark import plan_benchmark

@@ -27,19 +27,18 @@ from audiodetic.inputs.options import (
 from audiodetic.inputs.prompts import (
     AUDIO_FORMS,
     check_name,
+    parse_audio_options,
     parse_audio_prompts,
+    parse_names_option,
+    parse_text_options,
     parse_text_prompts,
 )
-from audiodetic.inputs.sounds import (
-    SOURCE_FORMS,
-    check_sound_source,
-    is_sound_source,
-    is_waveform_pair,
-)
+from audiodetic.inputs.sounds import SOURCE_FORMS, check_sound_source, is_sound_source, is_waveform_pair
 
 __all__ = [
     "AUDIO_FORMS", "IMAGE_FORMS", "SOURCE_FORMS", "as_pil_rgb", "as_rgb_array", "check_device", "check_image_file",
     "check_image_prompt", "check_input_size", "check_name", "check_positive_int", "check_sound_source",
-    "check_threshold", "is_image_batch", "is_sound_source", "is_waveform_pair", "parse_audio_prompts",
-    "parse_input_size", "parse_text_prompts", "sequence_of_images",
+    "check_threshold", "is_image_batch", "is_sound_source", "is_waveform_pair", "parse_audio_options",
+    "parse_audio_prompts", "parse_input_size", "parse_names_option", "parse_text_options", "parse_text_prompts",
+    "sequence_of_images",
 ]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from audiodetic.errors import InputError, InputTypeError
+from audiodetic.errors import InputError, InputTypeError, MissingFileError
 from audiodetic.inputs.sounds import SOURCE_FORMS, is_sound_source
 
 AUDIO_FORMS = f"{SOURCE_FORMS}, a list of those, or a {{name: source or [sources]}} dict"
@@ -105,4 +105,49 @@ def parse_text_prompts(text_prompts: Any, *, argument: str = "text_prompts") -> 
         prompts[name] = phrase.strip()
     if not prompts:
         raise InputError(f"{argument}: empty; give at least one phrase")
+    return prompts
+
+
+# ------------------------------------------------------------------------------ the same, as command-line options
+def parse_names_option(text: str | None, *, flag: str = "--names") -> list[str] | None:
+    """``"a,b,c"`` -> ``["a", "b", "c"]`` (a command-line list of row names); empty entries are refused."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",")]
+    if not names or any(not name for name in names):
+        raise InputError(f"{flag} must be comma-separated non-empty names, got {text!r}")
+    return names
+
+
+def parse_audio_options(items: Sequence[str], *, flag: str = "--audio") -> dict[str, list[str]]:
+    """Command-line sound prompts: ``["dog=a.wav", "dog=b.wav", "siren.ogg"]`` -> ``{"dog": ["a.wav", "b.wav"],
+    "siren": ["siren.ogg"]}`` (a repeated name averages its clips; a bare FILE is named by its stem).
+
+    Every file must exist (``MissingFileError`` names it); names must be non-empty.
+    """
+    prompts: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, file = item.partition("=")
+        if not sep:
+            name, file = Path(item).stem, item
+        name = name.strip()
+        if not name or not file:
+            raise InputError(f"{flag} takes NAME=FILE (or FILE), got {item!r}")
+        if not Path(file).is_file():
+            raise MissingFileError(f"{flag} {item}: sound file not found: {file}")
+        prompts.setdefault(name, []).append(file)
+    return prompts
+
+
+def parse_text_options(items: Sequence[str], *, flag: str = "--text") -> dict[str, str]:
+    """Command-line text prompts: ``["car", "pet=a small dog"]`` -> ``{"car": "car", "pet": "a small dog"}``."""
+    prompts: dict[str, str] = {}
+    for item in items:
+        name, sep, phrase = item.partition("=")
+        name, phrase = name.strip(), (phrase if sep else name).strip()
+        if not name or not phrase:
+            raise InputError(f"{flag} takes NAME or NAME=PHRASE (non-empty), got {item!r}")
+        if name in prompts:
+            raise InputError(f"{flag}: the name {name!r} is given twice")
+        prompts[name] = phrase
     return prompts

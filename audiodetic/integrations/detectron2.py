@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from audiodetic.errors import InputError, InputTypeError
-from audiodetic.vocabulary import Vocabulary
+from audiodetic.errors import InputError
+from audiodetic.vocabulary import Vocabulary, as_vocabulary
 
 __all__ = ["InstalledVocabulary", "find_detic_model", "install_vocabulary", "installed_vocabulary", "restore_classifier"]
 
@@ -141,24 +141,6 @@ def _stages(model: Any) -> list[Any]:
     return classifiers
 
 
-def _as_vocabulary(vocabulary: Any, names: Sequence[str] | None) -> Vocabulary:
-    if isinstance(vocabulary, Vocabulary):
-        return vocabulary if names is None else vocabulary.rename(names)
-    if isinstance(vocabulary, (str, os.PathLike)):
-        return Vocabulary.load(vocabulary, names=names)
-    if hasattr(vocabulary, "detach"):
-        vocabulary = vocabulary.detach().cpu().numpy()
-    if isinstance(vocabulary, np.ndarray):
-        if vocabulary.ndim != 2:
-            raise InputError(f"vocabulary array must be (C, D), got shape {vocabulary.shape}")
-        if names is None:
-            names = [f"class_{i}" for i in range(vocabulary.shape[0])]
-        return Vocabulary(tuple(names), vocabulary)
-    raise InputTypeError(
-        f"vocabulary must be an audiodetic Vocabulary, a .npz/.npy path or a (C, D) array, got {type(vocabulary).__name__}"
-    )
-
-
 def _classifier_matrix(vocabulary: Vocabulary, like: Any, normalize: bool) -> Any:
     """``(D, C + 1)`` weight as Detic's ``reset_cls_test`` builds it: class columns, zero background column,
     columns L2-normalised when the classifier normalises its weights; on ``like``'s device and dtype."""
@@ -232,7 +214,7 @@ def install_vocabulary(target: Any, vocabulary: Any, *, names: Sequence[str] | N
     with _LOCK:
         model = find_detic_model(target)
         classifiers = _stages(model)
-        vocabulary = _as_vocabulary(vocabulary, names)
+        vocabulary = as_vocabulary(vocabulary, names)
         width = int(classifiers[0].zs_weight.shape[0])
         if vocabulary.dim != width:
             raise InputError(

@@ -24,23 +24,8 @@ from typing import Any
 
 from audiodetic import io
 from audiodetic.errors import InputError, MissingFileError
-from audiodetic.inputs import check_threshold
+from audiodetic.inputs import check_threshold, parse_audio_options, parse_names_option, parse_text_options
 from audiodetic.vocabulary import Vocabulary
-
-
-def _named(values: Sequence[str], flag: str, *, allow_bare: bool) -> dict[str, list[str]]:
-    """``NAME=VALUE`` strings -> ``{name: [values...]}`` (repeating a name adds clips); bare ``VALUE`` names itself."""
-    named: dict[str, list[str]] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep:
-            if not allow_bare:
-                raise InputError(f"{flag} expects NAME=FILE, got {item!r}")
-            name, value = item, item
-        if not name.strip() or not value.strip():
-            raise InputError(f"{flag} expects NAME=VALUE with both parts non-empty, got {item!r}")
-        named.setdefault(name.strip(), []).append(value.strip())
-    return named
 
 
 def prompt_vocabulary(audio: Sequence[str] = (), text: Sequence[str] = (), vocabulary: str | None = None, *,
@@ -50,12 +35,8 @@ def prompt_vocabulary(audio: Sequence[str] = (), text: Sequence[str] = (), vocab
     arguments (in that order). Encoders load only when their prompts are present."""
     from audiodetic import prompts
 
-    sounds = _named(audio, "--audio", allow_bare=False)
-    phrases = {name: values[-1] for name, values in _named(text, "--text", allow_bare=True).items()}
-    for name, files in sounds.items():
-        for file in files:
-            if not Path(file).is_file():
-                raise MissingFileError(f"--audio {name}={file}: no such file")
+    sounds = parse_audio_options(audio)
+    phrases = parse_text_options(text)
     parts: list[Vocabulary] = []
     if sounds or phrases:
         specs: dict[str, Any] = {name: prompts.Sound(files) for name, files in sounds.items()}
@@ -168,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         if not Path(image).is_file():
             raise MissingFileError(f"--input {image}: no such file")
     cfg = setup_cfg(args.config_file, args.opts, args.confidence_threshold, args.pred_all_class)
-    names = None if args.names is None else [n.strip() for n in args.names.split(",")]
+    names = parse_names_option(args.names)
     vocabulary = prompt_vocabulary(args.audio, args.text, args.vocabulary, names=names, audio_weights=args.audio_weights,
                                    text_weights=args.text_weights, bridge=args.bridge, device=str(cfg.MODEL.DEVICE))
     from detectron2.engine.defaults import DefaultPredictor

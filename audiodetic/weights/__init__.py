@@ -22,13 +22,7 @@ from pathlib import Path
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from audiodetic.errors import (
-    CheckpointError,
-    DownloadError,
-    InputError,
-    InputTypeError,
-    WeightsNotFoundError,
-)
+from audiodetic.errors import CheckpointError, DownloadError, InputError, InputTypeError, WeightsNotFoundError
 from audiodetic.weights.cache import (
     ENV_OFFLINE,
     Manifest,
@@ -44,13 +38,7 @@ from audiodetic.weights.cache import (
 )
 from audiodetic.weights.download import download_file
 from audiodetic.weights.loading import load_state_dict
-from audiodetic.weights.table import (
-    MODELS,
-    ModelFile,
-    find_model,
-    known_names,
-    suggest_names,
-)
+from audiodetic.weights.table import MODELS, ModelFile, find_model, known_names, suggest_names
 
 __all__ = [
     "MODELS", "ModelFile", "find_model", "known_names", "resolve", "load_state_dict", "cached_path",

@@ -11,12 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from audiodetic.errors import (
-    CheckpointError,
-    InputError,
-    InputTypeError,
-    WeightsNotFoundError,
-)
+from audiodetic.errors import CheckpointError, InputError, InputTypeError, WeightsNotFoundError
 
 if TYPE_CHECKING:
     import torch

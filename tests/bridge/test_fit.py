@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from audiodetic import builtin_vocabularies
-from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder, ImageBindTextEncoder
 from audiodetic.bridge import LinearBridge, RetrievalBridge, default_bridge, fit_bridge
 from audiodetic.bridge.fit import builtin_label_bank, label_embeddings
-from audiodetic.labels import load_labels
+from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder, ImageBindTextEncoder
 from audiodetic.encoders.clip_text import ClipTextEncoder
+from audiodetic.labels import load_labels
 
 
 class Counting:

@@ -9,8 +9,8 @@ import torch
 
 from audiodetic.bridge import LinearBridge, RetrievalBridge, load_bridge
 from audiodetic.cli import main
-from audiodetic.testing.imagebind_checkpoints import write_imagebind_checkpoint
 from audiodetic.encoders.clip_text import ClipTextEncoder
+from audiodetic.testing.imagebind_checkpoints import write_imagebind_checkpoint
 
 
 def test_bridge_fit_then_show(tmp_path, capsys):

@@ -7,10 +7,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder, ImageBindTextEncoder
 from audiodetic.cli import main
-from audiodetic.testing.imagebind_checkpoints import write_imagebind_checkpoint
+from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder, ImageBindTextEncoder
 from audiodetic.encoders.clip_text import ClipTextEncoder
+from audiodetic.testing.imagebind_checkpoints import write_imagebind_checkpoint
 
 SR = 16_000
 

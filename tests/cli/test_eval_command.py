@@ -111,9 +111,9 @@ def test_sound_benchmark_through_the_command_line(tmp_path: Path, capsys) -> Non
     from eval_fixtures import make_esc50, write_map
 
     from audiodetic.bridge import LinearBridge
+    from audiodetic.encoders.clip_text import ClipTextEncoder
     from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
     from audiodetic.testing.imagebind_checkpoints import write_imagebind_checkpoint
-    from audiodetic.encoders.clip_text import ClipTextEncoder
 
     annotations, images = make_dataset(tmp_path / "data", "coco", num_images=2, seed=4)
     make_esc50(tmp_path / "esc50", ["dog", "car_horn", "toilet_flush", "church_bells"], clips_per_class=2)

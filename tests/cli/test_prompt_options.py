@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from surfaces_fixtures import scene, write_tone
 
 from audiodetic.cli import main
-from audiodetic.cli.detect import drawing_paths, expand_images, parse_audio, parse_text
-from surfaces_fixtures import scene, write_tone
+from audiodetic.cli.detect import drawing_paths, expand_images
+from audiodetic.inputs import parse_audio_options as parse_audio
+from audiodetic.inputs import parse_text_options as parse_text
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     from audiodetic.bridge import LinearBridge
+    from audiodetic.encoders.clip_text import ClipTextEncoder
     from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
     from audiodetic.testing.imagebind_checkpoints import write_imagebind_checkpoint
-    from audiodetic.encoders.clip_text import ClipTextEncoder
 
     root = tmp_path_factory.mktemp("cli_prompts")
     detector = make_detic_checkpoint(root / "detic_tiny.pth", "tiny", seed=0)

@@ -7,12 +7,12 @@ import wave
 
 import numpy as np
 import pytest
+from surfaces_fixtures import EncodeCounter, scene, shared_tiny_model, write_tone
 
 from audiodetic.demo import backend as demo_backend
 from audiodetic.demo import media, page
 from audiodetic.demo.media import EXAMPLE_FILES, write_example_media
 from audiodetic.structures import Detections
-from surfaces_fixtures import EncodeCounter, scene, shared_tiny_model, write_tone
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +130,8 @@ def test_cli_demo_parser() -> None:
 
 
 def test_missing_weights_is_a_message_and_the_next_request_works(model, sounds) -> None:
-    from audiodetic.model import AudiodeticModel, Deferred
     from audiodetic.errors import WeightsNotFoundError
+    from audiodetic.model import AudiodeticModel, Deferred
 
     def absent():
         raise WeightsNotFoundError("imagebind_huge is not in the cache and AUDIODETIC_OFFLINE=1 forbids downloads")

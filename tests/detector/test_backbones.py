@@ -11,9 +11,7 @@ import torchvision
 
 from audiodetic.detector.fpn import FPN, upsample_to
 from audiodetic.detector.resnet import FrozenBatchNorm2d, ResNetBackbone
-from audiodetic.detector.swin import (
-    SwinBackbone, SwinBlock, relative_position_index, shift_window_mask, window_layout,
-)
+from audiodetic.detector.swin import SwinBackbone, SwinBlock, relative_position_index, shift_window_mask, window_layout
 
 SIZES = [(64, 96), (67, 101), (33, 35), (20, 200), (7, 9)]
 

@@ -9,8 +9,8 @@ import torch
 from audiodetic.detector.boxes import clip_boxes
 from audiodetic.detector.config import DetectorConfig
 from audiodetic.detector.model import build_detector
-from audiodetic.detector.roi_heads import class_weight_matrix
 from audiodetic.detector.predictor import DetectorPredictor
+from audiodetic.detector.roi_heads import class_weight_matrix
 from audiodetic.vocabulary import Vocabulary
 
 

@@ -9,12 +9,12 @@ import torch
 from open_clip.model import CLIP
 from PIL import Image as PILImage
 
-from audiodetic.encoders.clip_image import ClipImageConfig, ClipImageEncoder
-from audiodetic.spaces import CLIP_IMAGE_SPACE
-from audiodetic.errors import CheckpointError
 from audiodetic.encoders.cache import EmbeddingCache
-from audiodetic.prompts import Image, Mix, build_vocabulary
+from audiodetic.encoders.clip_image import ClipImageConfig, ClipImageEncoder
 from audiodetic.encoders.clip_text import ClipTextEncoder
+from audiodetic.errors import CheckpointError
+from audiodetic.prompts import Image, Mix, build_vocabulary
+from audiodetic.spaces import CLIP_IMAGE_SPACE
 
 
 @pytest.fixture(scope="module")

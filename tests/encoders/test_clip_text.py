@@ -8,8 +8,8 @@ import pytest
 import torch
 from open_clip.model import CLIP
 
-from audiodetic.errors import CheckpointError
 from audiodetic.encoders.clip_text import ClipTextConfig, ClipTextEncoder, read_clip_text_state_dict
+from audiodetic.errors import CheckpointError
 
 NAMES = ["dog", "fire engine", "Cat's toy", "aerosol_can"]
 

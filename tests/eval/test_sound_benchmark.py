@@ -50,12 +50,12 @@ def test_plan_and_sampling(setup) -> None:
 
 
 def test_protocol_runs_end_to_end_with_tiny_models(setup, tmp_path: Path) -> None:
-    from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
     from audiodetic.bridge import LinearBridge, RetrievalBridge
     from audiodetic.detector.config import DetectorConfig
     from audiodetic.detector.model import build_detector
-    from audiodetic.eval.components import encoder_embedder
+    from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
     from audiodetic.encoders.clip_text import ClipTextEncoder
+    from audiodetic.eval.components import encoder_embedder
 
     _, dataset, plan = setup
     torch.manual_seed(0)
@@ -167,8 +167,8 @@ def test_ratio_is_one_for_a_faithful_bridge_and_lower_for_a_scrambled_one(tmp_pa
 
 def test_benchmark_prompts_equal_the_product_sound_prompts(setup) -> None:
     """A K-clip prompt here is what ``prompts.build_vocabulary`` makes of ``Sound(those clips)``."""
-    from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
     from audiodetic.bridge import LinearBridge
+    from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
     from audiodetic.eval.components import encoder_embedder
     from audiodetic.eval.sound_benchmark import audio_embeddings, audio_prompt
     from audiodetic.prompts import Sound, build_vocabulary

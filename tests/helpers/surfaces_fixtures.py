@@ -32,9 +32,9 @@ def tiny_audio_encoder(seed: int = 0) -> Any:
 
 def tiny_model(seed: int = 0, *, detector: Any = None) -> Any:
     """An :class:`~audiodetic.model.AudiodeticModel` of tiny random parts: detector, audio tower, bridge, text."""
-    from audiodetic.model import AudiodeticModel, Deferred
     from audiodetic.bridge import LinearBridge
     from audiodetic.encoders.clip_text import ClipTextEncoder
+    from audiodetic.model import AudiodeticModel, Deferred
 
     audio = tiny_audio_encoder(seed)
     bridge = LinearBridge.random(audio_output_dim(audio), 512, seed=seed)

@@ -6,13 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from audiodetic.inputs import (
-    as_rgb_array,
-    check_device,
-    check_threshold,
-    parse_audio_prompts,
-    parse_text_prompts,
-)
+from audiodetic.inputs import as_rgb_array, check_device, check_threshold, parse_audio_prompts, parse_text_prompts
 
 
 def test_audio_prompt_forms(tmp_path) -> None:

@@ -45,8 +45,8 @@ def _sound_vocabulary(tmp_path: Path):
     """Sounds (tiny random ImageBind audio tower + random linear bridge), mixed with two random embeddings."""
     import soundfile as sf
 
-    from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
     from audiodetic.bridge import LinearBridge
+    from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
     from audiodetic.prompts import Embedding, Mix, Sound, build_vocabulary
 
     rate = 16_000
@@ -115,11 +115,7 @@ def test_plugin_installs_what_detics_reset_cls_test_installs(r50):
 
 @needs_upstream
 def test_swap_undo_and_repeat_restore_the_original_and_clean_the_catalog(r50):
-    from audiodetic.integrations.detectron2 import (
-        install_vocabulary,
-        installed_vocabulary,
-        restore_classifier,
-    )
+    from audiodetic.integrations.detectron2 import install_vocabulary, installed_vocabulary, restore_classifier
     from audiodetic.vocabulary import Vocabulary
 
     up = ue.import_upstream()

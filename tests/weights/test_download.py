@@ -12,6 +12,7 @@ from audiodetic.errors import DownloadError
 from audiodetic.weights import ModelFile, resolve
 from audiodetic.weights.cache import MANIFEST_NAME
 
+
 def manifest(cache: Path) -> dict:
     return json.loads((cache / MANIFEST_NAME).read_text())["files"]
 

@@ -11,8 +11,8 @@ import pytest
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-
 from audio_media import optional_torchaudio, tone
+
 from audiodetic.encoders.audio import features
 from audiodetic.encoders.audio.features import (
     clip_bounds,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from audio_media import tone
+
 from audiodetic.encoders.audio import io as audio_io
 from audiodetic.encoders.audio.io import AudioReader, array_to_float32, audio_info, load_audio
 from audiodetic.errors import AudioDecodeError

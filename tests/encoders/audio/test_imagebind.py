@@ -7,8 +7,8 @@ import math
 import pytest
 import soundfile as sf
 import torch
-
 from audio_media import tone
+
 from audiodetic.encoders.audio.features import imagebind_audio_input
 from audiodetic.encoders.audio.imagebind import (
     AudioTowerConfig,

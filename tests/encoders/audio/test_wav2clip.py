@@ -8,12 +8,12 @@ import pytest
 import soundfile as sf
 import torch
 from torch import nn
+from wav2clip_layout import released_wav2clip_layout
 
 from audiodetic.encoders.audio.wav2clip import Wav2ClipEncoder
-from audiodetic.spaces import CLIP_IMAGE_SPACE
 from audiodetic.errors import AudioDecodeError, CheckpointError
 from audiodetic.prompts import Sound, build_vocabulary
-from wav2clip_layout import released_wav2clip_layout
+from audiodetic.spaces import CLIP_IMAGE_SPACE
 
 torchaudio = pytest.importorskip("torchaudio")
 torchvision = pytest.importorskip("torchvision")
