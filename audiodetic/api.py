@@ -160,7 +160,8 @@ def _cached_model(name: Any, device: str, half: bool, bridge: Any) -> Audiodetic
 def detect(image: Any, audio_prompts: Any = None, *, text_prompts: Any = None, image_prompts: Any = None,
            vocabulary: Any = None, model: AudiodeticModel | str | os.PathLike[str] | None = None,
            score_threshold: float = 0.5, device: str = "cpu", bridge: Any = DEFAULT_BRIDGE, half: bool = False,
-           all_classes: bool = False, with_masks: bool = True) -> Detections | list[Detections]:
+           all_classes: bool = False, with_masks: bool = True, max_image_pixels: int | None = None
+           ) -> Detections | list[Detections]:
     """Find the things in ``image`` that make the given sounds (and/or match the given texts).
 
     Args:
@@ -172,6 +173,8 @@ def detect(image: Any, audio_prompts: Any = None, *, text_prompts: Any = None, i
         model: an :class:`AudiodeticModel`, a model name/checkpoint path, or ``None`` for the default model
             (loaded, and downloaded on first use, once per process and cached).
         score_threshold: minimum score in ``[0, 1]``; device/half/bridge: used when loading ``model``.
+        max_image_pixels: refuse image files above this many pixels (a guard against decompression bombs;
+            default ``$AUDIODETIC_MAX_IMAGE_PIXELS`` or about 179 million).
 
     Returns:
         :class:`Detections`: boxes ``(N, 4)`` float32 xyxy in the image's pixels, scores, prompt names, masks.
@@ -183,7 +186,7 @@ def detect(image: Any, audio_prompts: Any = None, *, text_prompts: Any = None, i
                              f"checkpoint path, got {type(model).__name__}")
     return model.detect(image, audio_prompts, text_prompts=text_prompts, image_prompts=image_prompts,
                         vocabulary=vocabulary, score_threshold=score_threshold, all_classes=all_classes,
-                        with_masks=with_masks)
+                        with_masks=with_masks, max_image_pixels=max_image_pixels)
 
 
 def list_models(kind: str | None = "detector", *, local_only: bool = False) -> list[str]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping, Seq
 
 from audiodetic.errors import InputError
 from audiodetic.inputs import (
-    as_rgb_array,
+    as_picture,
     check_device,
     check_name,
     check_threshold,
@@ -190,7 +190,8 @@ class AudiodeticModel:
     def detect(self, image: Any, audio_prompts: Any = None, *, text_prompts: Any = None, image_prompts: Any = None,
                vocabulary: Any = None, names: Sequence[str] | None = None, score_threshold: float = 0.5,
                all_classes: bool = False, with_masks: bool = True, max_detections: int = 300,
-               input_size: tuple[int, int] | None = None) -> Detections | list[Detections]:
+               input_size: tuple[int, int] | None = None, max_image_pixels: int | None = None
+               ) -> Detections | list[Detections]:
         """Detect the prompted things in one image or a list of images.
 
         Args:
@@ -200,30 +201,34 @@ class AudiodeticModel:
             all_classes: score every class per region instead of the best one; ``with_masks``: compute masks.
             input_size: ``(min_size, max_size)`` of the shortest-edge resize (default: the detector's config,
                 e.g. ``(640, 640)`` for Detic's real-time setting).
+            max_image_pixels: refuse image files above this many pixels (default: see
+                :func:`audiodetic.inputs.max_image_pixels`).
 
         Returns:
             :class:`Detections` (boxes xyxy float32 in the image's pixels), or a list of them for a list of images.
         """
         threshold = check_threshold(score_threshold)
         batch = is_image_batch(image)
-        arrays = sequence_of_images(image) if batch else [as_rgb_array(image)]
+        pictures = (sequence_of_images(image, max_pixels=max_image_pixels) if batch
+                    else [as_picture(image, max_pixels=max_image_pixels)])
         vocab = self.vocabulary(audio_prompts, text_prompts, image_prompts=image_prompts, vocabulary=vocabulary,
                                 names=names)
         results = []
-        for array in arrays:
+        for picture in pictures:
             with self.inference():
-                encoding = self.detector.encode(array, input_size=input_size)
+                encoding = self.detector.encode(picture, input_size=input_size)
                 results.append(self.detector.classify(
                     encoding, vocab, score_threshold=threshold, all_classes=all_classes,
                     with_masks=with_masks, max_detections=max_detections,
                 ))
         return results if batch else results[0]
 
-    def predictor(self, image: Any = None, *, input_size: tuple[int, int] | None = None) -> "Predictor":
+    def predictor(self, image: Any = None, *, input_size: tuple[int, int] | None = None,
+                  max_image_pixels: int | None = None) -> "Predictor":
         """A :class:`Predictor` for re-prompting one image cheaply (with ``image`` already set when given)."""
         predictor = Predictor(self)
         if image is not None:
-            predictor.set_image(image, input_size=input_size)
+            predictor.set_image(image, input_size=input_size, max_image_pixels=max_image_pixels)
         return predictor
 
 
@@ -271,11 +276,13 @@ class Predictor:
         """``(H, W)`` of the set image, or ``None`` before :meth:`set_image` (or after one that failed)."""
         return self._encoded.image_size if self._encoded.is_image_set else None
 
-    def set_image(self, image: Any, *, input_size: tuple[int, int] | None = None) -> None:
-        """Encode ``image`` (path, PIL or ``(H, W, 3)`` uint8 RGB) and keep the encoding."""
-        array = as_rgb_array(image)
+    def set_image(self, image: Any, *, input_size: tuple[int, int] | None = None,
+                  max_image_pixels: int | None = None) -> None:
+        """Encode ``image`` (path, PIL or ``(H, W, 3)`` uint8 RGB) and keep the encoding (``max_image_pixels``: see
+        :meth:`AudiodeticModel.detect`)."""
+        picture = as_picture(image, max_pixels=max_image_pixels)
         with self.model.inference():
-            self._encoded.set_image(array, input_size=input_size)
+            self._encoded.set_image(picture, input_size=input_size)
 
     def reset_image(self) -> None:
         """Forget the set image (frees its cached features)."""

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from PIL.Image import Image as PILImage
 from torch import nn
 
 from audiodetic import inputs
@@ -116,8 +117,8 @@ class Detector(nn.Module):
 
     # -- vocabulary-independent part ---------------------------------------------------------------------------
     @torch.inference_mode()
-    def encode(self, image: np.ndarray, *, input_size: tuple[int, int] | None = None) -> ImageEncoding:
-        """Encode one ``(H, W, 3)`` uint8 RGB image (see :class:`ImageEncoding`).
+    def encode(self, image: np.ndarray | PILImage, *, input_size: tuple[int, int] | None = None) -> ImageEncoding:
+        """Encode one ``(H, W, 3)`` uint8 RGB image, or an RGB ``PIL.Image`` (see :class:`ImageEncoding`).
 
         ``input_size = (min_size, max_size)`` overrides the config's shortest-edge resize for this call
         (e.g. ``(640, 640)`` as Detic's real-time table).

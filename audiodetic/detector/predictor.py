@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
 
 from audiodetic.errors import InputError
 from audiodetic.structures import Detections
@@ -52,8 +51,8 @@ class DetectorPredictor:
         """``(H, W)`` of the current image."""
         return self.encoding.original_size
 
-    def set_image(self, image: np.ndarray, *, input_size: tuple[int, int] | None = None) -> None:
-        """Encode an ``(H, W, 3)`` uint8 RGB image and keep the result for :meth:`predict`.
+    def set_image(self, image: Any, *, input_size: tuple[int, int] | None = None) -> None:
+        """Encode an ``(H, W, 3)`` uint8 RGB image (or RGB ``PIL.Image``) and keep the result for :meth:`predict`.
 
         ``input_size = (min_size, max_size)`` overrides the detector's shortest-edge resize for this image.
         """

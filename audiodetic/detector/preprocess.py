@@ -54,11 +54,18 @@ def resized_shape(height: int, width: int, min_size: int, max_size: int) -> tupl
         scale = max_size * 1.0 / max(new_h, new_w)
         new_h = new_h * scale
         new_w = new_w * scale
-    return int(new_h + 0.5), int(new_w + 0.5)
+    # a very thin strip (e.g. 2 x 5000 px) would round its short side to 0: keep at least one pixel row/column
+    return max(1, int(new_h + 0.5)), max(1, int(new_w + 0.5))
 
 
-def check_image(image: object) -> np.ndarray:
-    """Validate an ``(H, W, 3)`` uint8 RGB numpy image; return it C-contiguous. Raises ``ValueError``."""
+def check_image(image: object) -> np.ndarray | Image.Image:
+    """Validate an ``(H, W, 3)`` uint8 RGB numpy image (returned C-contiguous) or an RGB ``PIL.Image`` (returned as
+    it is: resizing straight from it spares a full-size copy of a large picture). Raises ``InputError``."""
+    if isinstance(image, Image.Image):
+        if image.mode != "RGB" or min(image.size) < 1:
+            raise InputError(f"PIL images given to the detector must be non-empty RGB, got mode {image.mode!r} "
+                             f"and size {image.size} (audiodetic.inputs.as_pil_rgb converts any picture)")
+        return image
     if not isinstance(image, np.ndarray):
         raise InputError(
             f"image must be an (H, W, 3) uint8 RGB numpy array, got {type(image).__name__} "
@@ -73,12 +80,12 @@ def check_image(image: object) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def resize_image(image: np.ndarray, min_size: int, max_size: int) -> np.ndarray:
-    """Shortest-edge resize of an ``(H, W, 3)`` uint8 image with PIL bilinear; returns ``(h, w, 3)`` uint8."""
-    height, width = image.shape[:2]
-    new_h, new_w = resized_shape(height, width, min_size, max_size)
-    resized = Image.fromarray(image).resize((new_w, new_h), Image.Resampling.BILINEAR)
-    return np.asarray(resized)
+def resize_image(image: np.ndarray | Image.Image, min_size: int, max_size: int) -> np.ndarray:
+    """Shortest-edge resize of an ``(H, W, 3)`` uint8 image (or RGB PIL image) with PIL bilinear; returns
+    ``(h, w, 3)`` uint8."""
+    picture = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    new_h, new_w = resized_shape(picture.height, picture.width, min_size, max_size)
+    return np.asarray(picture.resize((new_w, new_h), Image.Resampling.BILINEAR))
 
 
 def normalize_and_pad(
@@ -99,7 +106,7 @@ def normalize_and_pad(
 
 
 def preprocess_image(
-    image: np.ndarray,
+    image: np.ndarray | Image.Image,
     *,
     min_size: int,
     max_size: int,
@@ -109,10 +116,11 @@ def preprocess_image(
 ) -> PreprocessedImage:
     """Turn an ``(H, W, 3)`` uint8 RGB image into the detector input (see module docstring for the steps)."""
     image = check_image(image)
+    original = (image.height, image.width) if isinstance(image, Image.Image) else image.shape[:2]
     resized = resize_image(image, min_size, max_size)
     tensor = normalize_and_pad(resized, pixel_mean, pixel_std, size_divisibility)
     return PreprocessedImage(
         tensor=tensor,
         resized_size=(int(resized.shape[0]), int(resized.shape[1])),
-        original_size=(int(image.shape[0]), int(image.shape[1])),
+        original_size=(int(original[0]), int(original[1])),
     )

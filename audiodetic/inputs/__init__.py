@@ -9,12 +9,17 @@ ordered ``{name: [checked sources]}`` mapping; text prompts ``{name: phrase}``.
 from __future__ import annotations
 
 from audiodetic.inputs.images import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ENV_MAX_IMAGE_PIXELS,
     IMAGE_FORMS,
+    as_picture,
     as_pil_rgb,
     as_rgb_array,
     check_image_file,
+    check_image_pixels,
     check_image_prompt,
     is_image_batch,
+    max_image_pixels,
     sequence_of_images,
 )
 from audiodetic.inputs.options import (
@@ -36,9 +41,9 @@ from audiodetic.inputs.prompts import (
 from audiodetic.inputs.sounds import SOURCE_FORMS, check_sound_source, is_sound_source, is_waveform_pair
 
 __all__ = [
-    "AUDIO_FORMS", "IMAGE_FORMS", "SOURCE_FORMS", "as_pil_rgb", "as_rgb_array", "check_device", "check_image_file",
-    "check_image_prompt", "check_input_size", "check_name", "check_positive_int", "check_sound_source",
-    "check_threshold", "is_image_batch", "is_sound_source", "is_waveform_pair", "parse_audio_options",
+    "AUDIO_FORMS", "DEFAULT_MAX_IMAGE_PIXELS", "ENV_MAX_IMAGE_PIXELS", "IMAGE_FORMS", "SOURCE_FORMS", "as_picture",
+    "as_pil_rgb", "as_rgb_array", "check_device", "check_image_file", "check_image_pixels", "check_image_prompt", "check_input_size", "check_name", "check_positive_int", "check_sound_source",
+    "check_threshold", "is_image_batch", "is_sound_source", "is_waveform_pair", "max_image_pixels", "parse_audio_options",
     "parse_audio_prompts", "parse_input_size", "parse_names_option", "parse_text_options", "parse_text_prompts",
     "sequence_of_images",
 ]

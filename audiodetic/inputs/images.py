@@ -3,18 +3,26 @@
 Every reader of a user's picture - the detector, example-image prompts, drawing, the CLI's early check - goes
 through this module, so orientation, modes and errors are the same on every path:
 
-* a path is opened with Pillow, its EXIF orientation applied (the picture upright as viewers show it, as
-  detectron2 reads images), then converted to RGB;
-* a ``PIL.Image`` of any mode is converted to RGB (a copy; the caller's object is never modified);
+* a path is opened with Pillow, its size checked against the pixel limit *before* anything is decoded, its EXIF
+  orientation applied (the picture upright as viewers show it, as detectron2 reads images), then converted to
+  8-bit RGB faithfully whatever its mode and bit depth (:mod:`audiodetic.inputs.pixels`);
+* a ``PIL.Image`` of any mode is converted the same way (a copy; the caller's object is never modified);
 * an array must be ``(H, W, 3)`` uint8 RGB (the convention everywhere in audiodetic; a grayscale or RGBA array is
   refused with a message saying how to convert it, rather than guessed at).
 
 Errors name the argument (``image``, ``image[2]``, ``prompt 'dog'``...) and the file.
+
+**Pixel limit.** Files with more than :func:`max_image_pixels` pixels are refused before decoding (a small file can
+hold a huge picture: a "decompression bomb"). The limit is, in order: the ``max_image_pixels`` argument,
+the ``AUDIODETIC_MAX_IMAGE_PIXELS`` environment variable, :data:`DEFAULT_MAX_IMAGE_PIXELS` (Pillow's own refusal
+point, about 13,400 x 13,400). The CLI sets it with ``--max-image-pixels``. Decoded, a picture costs about 4 bytes
+per pixel while it is read (Pillow keeps RGB as 4 bytes per pixel) plus 3 for the RGB array.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,26 +30,85 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from audiodetic.errors import InputError, InputTypeError, MissingFileError
+from audiodetic.inputs.pixels import to_rgb
 
 IMAGE_FORMS = "a file path, a PIL.Image or an (H, W, 3) uint8 RGB numpy array"
+DEFAULT_MAX_IMAGE_PIXELS = 2 * 89_478_485
+"""Pillow's own refusal point (twice its warning limit ``Image.MAX_IMAGE_PIXELS``)."""
+ENV_MAX_IMAGE_PIXELS = "AUDIODETIC_MAX_IMAGE_PIXELS"
+_PILLOW_LIMIT_LOCK = threading.Lock()
+_ORIENTATION_TAG = 0x0112
 
 
-def _open_file(path: Path, argument: str) -> Image.Image:
+def max_image_pixels(value: int | None = None) -> int:
+    """The pixel limit in force: ``value``, else ``$AUDIODETIC_MAX_IMAGE_PIXELS``, else the default."""
+    if value is None:
+        text = os.environ.get(ENV_MAX_IMAGE_PIXELS)
+        if not text:
+            return DEFAULT_MAX_IMAGE_PIXELS
+        try:
+            value = int(text.replace("_", "").replace(",", ""))
+        except ValueError:
+            raise InputError(f"{ENV_MAX_IMAGE_PIXELS} must be a whole number of pixels, got {text!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"max_image_pixels must be a positive whole number of pixels, got {value!r}")
+    return int(value)
+
+
+def check_image_pixels(width: int, height: int, *, argument: str = "image", max_pixels: int | None = None,
+                       source: str = "the picture") -> None:
+    """Refuse a ``width x height`` picture above the pixel limit, saying how to raise it."""
+    limit = max_image_pixels(max_pixels)
+    if width * height > limit:
+        raise InputError(
+            f"{argument}: {source} is {width} x {height} = {width * height:,} pixels, above the limit of {limit:,} "
+            f"pixels (a guard against decompression bombs); raise it with --max-image-pixels N, "
+            f"{ENV_MAX_IMAGE_PIXELS}=N or max_image_pixels=N"
+        )
+
+
+def _open(path: Path, argument: str, max_pixels: int | None) -> Image.Image:
+    """The lazily opened file (header read, nothing decoded yet), checked against our own pixel limit."""
     if not path.is_file():
         raise MissingFileError(f"{argument}: image file not found: {path}")
     try:
-        with Image.open(path) as opened:
-            return ImageOps.exif_transpose(opened).convert("RGB")
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
+        with _PILLOW_LIMIT_LOCK:  # Pillow's global bomb check would refuse before ours could say how to proceed
+            pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                opened = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = pillow_limit
+    except (OSError, UnidentifiedImageError) as error:
         raise InputError(f"{argument}: cannot read {path} as an image ({error})") from None
+    try:
+        check_image_pixels(*opened.size, argument=argument, max_pixels=max_pixels, source=str(path))
+    except InputError:
+        opened.close()
+        raise
+    return opened
 
 
-def as_pil_rgb(image: Any, *, argument: str = "image") -> Image.Image:
-    """``image`` (path, ``PIL.Image`` of any mode, or uint8 array) as a new RGB ``PIL.Image``, upright."""
+def _read_file(path: Path, argument: str, max_pixels: int | None) -> Image.Image:
+    opened = _open(path, argument, max_pixels)
+    try:
+        opened.load()  # decodes, and closes the file it opened
+    except OSError as error:
+        opened.close()
+        raise InputError(f"{argument}: cannot read {path} as an image ({error})") from None
+    orientation = opened.getexif().get(_ORIENTATION_TAG, 1)
+    upright = ImageOps.exif_transpose(opened) if orientation not in (None, 1) else opened
+    return to_rgb(upright, argument=argument)  # no copy when the file already is upright RGB
+
+
+def as_pil_rgb(image: Any, *, argument: str = "image", max_pixels: int | None = None) -> Image.Image:
+    """``image`` (path, ``PIL.Image`` of any mode, or uint8 array) as a new RGB ``PIL.Image``, upright.
+
+    ``max_pixels`` overrides the pixel limit for files (see the module doc)."""
     if isinstance(image, (str, os.PathLike)):
-        return _open_file(Path(image), argument)
+        return _read_file(Path(image), argument, max_pixels)
     if isinstance(image, Image.Image):
-        return image.convert("RGB") if image.mode != "RGB" else image.copy()
+        converted = to_rgb(image, argument=argument)
+        return converted.copy() if converted is image else converted
     if isinstance(image, np.ndarray):
         return Image.fromarray(_check_array(image, argument), "RGB")
     raise InputTypeError(f"{argument}: expected {IMAGE_FORMS}, got {type(image).__name__}")
@@ -58,12 +125,25 @@ def _check_array(image: np.ndarray, argument: str) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def as_rgb_array(image: Any, *, argument: str = "image") -> np.ndarray:
+def as_rgb_array(image: Any, *, argument: str = "image", max_pixels: int | None = None) -> np.ndarray:
     """``image`` (see :func:`as_pil_rgb`) as a contiguous ``(H, W, 3)`` uint8 RGB array (an RGB array is used as
     it is, without a copy)."""
     if isinstance(image, np.ndarray):
         return _check_array(image, argument)
-    return np.asarray(as_pil_rgb(image, argument=argument))
+    if isinstance(image, Image.Image):
+        return np.asarray(to_rgb(image, argument=argument))  # np.asarray copies: the caller's image is untouched
+    return np.asarray(as_pil_rgb(image, argument=argument, max_pixels=max_pixels))
+
+
+def as_picture(image: Any, *, argument: str = "image", max_pixels: int | None = None) -> np.ndarray | Image.Image:
+    """``image`` in the form the detector reads without a further full-size copy: an ``(H, W, 3)`` uint8 array
+    stays that array; a path or ``PIL.Image`` becomes an upright RGB ``PIL.Image`` (the caller's object when it
+    already is RGB; it is only read)."""
+    if isinstance(image, np.ndarray):
+        return _check_array(image, argument)
+    if isinstance(image, Image.Image):
+        return to_rgb(image, argument=argument)
+    return as_pil_rgb(image, argument=argument, max_pixels=max_pixels)
 
 
 def is_image_batch(images: Any) -> bool:
@@ -71,23 +151,18 @@ def is_image_batch(images: Any) -> bool:
     return isinstance(images, (list, tuple))
 
 
-def sequence_of_images(images: Sequence[Any], *, argument: str = "image") -> list[np.ndarray]:
-    """Each image of a batch as an ``(H, W, 3)`` uint8 array; errors name the index."""
+def sequence_of_images(images: Sequence[Any], *, argument: str = "image",
+                       max_pixels: int | None = None) -> list[np.ndarray | Image.Image]:
+    """Each image of a batch as :func:`as_picture` gives it; errors name the index."""
     if not images:
         raise InputError(f"{argument}: the list of images is empty")
-    return [as_rgb_array(image, argument=f"{argument}[{i}]") for i, image in enumerate(images)]
+    return [as_picture(image, argument=f"{argument}[{i}]", max_pixels=max_pixels) for i, image in enumerate(images)]
 
 
-def check_image_file(path: str | os.PathLike[str], *, argument: str = "image") -> Path:
-    """Open only the header of an image file, so that a bad file fails in a second, naming the file."""
+def check_image_file(path: str | os.PathLike[str], *, argument: str = "image", max_pixels: int | None = None) -> Path:
+    """Read only the header of an image file (format, size, pixel limit), so a bad file fails in a second."""
     path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"{argument}: image file not found: {path}")
-    try:
-        with Image.open(path) as image:
-            image.size  # noqa: B018 - the header is parsed by open()
-    except (UnidentifiedImageError, OSError) as error:
-        raise InputError(f"{argument}: cannot read {path} as an image ({error})") from None
+    _open(path, argument, max_pixels).close()
     return path
 
 
