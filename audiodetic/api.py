@@ -339,20 +339,22 @@ def _deferred_bridge(bridge: Any, model: AudiodeticModel, audio_weights: Any, te
 
     def build() -> Any:
         from audiodetic import bridge as bridge_lib
+        from audiodetic.spaces import LABEL_BANK_KINDS, is_bridge_kind
 
-        if bridge not in ("linear", "retrieval"):  # a saved bridge file
+        if not is_bridge_kind(bridge):  # a saved bridge file
             if not os.path.isfile(bridge):
-                raise FileNotFoundError(f"bridge: expected 'linear', 'retrieval' or a saved bridge file, got {bridge!r}")
+                raise FileNotFoundError(f"bridge: expected {' or '.join(LABEL_BANK_KINDS)} or a saved bridge file, "
+                                        f"got {bridge!r}")
             return bridge_lib.load_bridge(bridge)
         if audio_weights is not None and _is_wav2clip(audio_weights):
             return None  # Wav2CLIP embeds in CLIP ViT-B/32 space already
         from audiodetic.audio.imagebind import ImageBindTextEncoder
 
-        clip_text = model.text_encoder() if text_weights is not None else None
+        clip_text = model.text_encoder if text_weights is not None else None  # loaded only if the labels need it
         imagebind_text = None
         if audio_weights is not None:
             imagebind_text = ImageBindTextEncoder.from_checkpoint(audio_weights).to(device).eval()
-        return bridge_lib.default_bridge(bridge, audio_encoder=model.audio_encoder(), clip_text_encoder=clip_text,
+        return bridge_lib.default_bridge(bridge, audio_encoder=model.audio_encoder(), clip_text_loader=clip_text,
                                          imagebind_text_encoder=imagebind_text)
 
     return Deferred(build, f"{bridge} bridge")

@@ -1,11 +1,15 @@
 """Bridges from an audio encoder's space (ImageBind, 1024-d) into the detector's space (CLIP ViT-B/32 text, 512-d).
 
 * :class:`LinearBridge` - ridge or orthogonal-Procrustes affine map fitted on paired text embeddings of a label
-  vocabulary (:mod:`.linear`).
+  vocabulary (:mod:`.linear`); :meth:`LinearBridge.with_audio_centring` centres sounds on their own cloud's mean
+  (the modality-gap correction).
 * :class:`RetrievalBridge` - softmax over the input's similarity to label embeddings, then the weighted sum of the
-  same labels' detector-space embeddings (:mod:`.retrieval`).
-* :func:`fit_bridge` / :func:`default_bridge` - encode a label vocabulary with both text encoders, fit, cache by
-  content hash, or load a saved bridge (:mod:`.fit`).
+  same labels' detector-space embeddings (:mod:`.retrieval`); :meth:`RetrievalBridge.explain` says which labels.
+* :class:`PairedBridge` - ridge fitted on labelled sound clips (clip -> CLIP text of its label), optionally with the
+  label bank's text pairs (:mod:`.paired`).
+* :func:`fit_bridge` / :func:`default_bridge` - encode a label bank with both text towers (:mod:`.label_bank`), fit,
+  cache by content hash, or load a saved bridge (:mod:`.fit`). :mod:`.datasets`, :mod:`.clips`, :mod:`.evaluate`
+  and :mod:`.report` score bridges on labelled audio (``audiodetic bridge eval``).
 
 Every bridge has ``apply(x (B, D_src)) -> np.ndarray (B, D_dst)`` unit-norm float32, ``src_dim``, ``dst_dim``,
 ``report`` (:class:`FitReport` or ``None``), ``save(path)`` and ``load(path)`` (``.npz`` + ``.json`` report).
@@ -18,23 +22,27 @@ from typing import Any, Union
 
 from audiodetic.bridge._common import FitReport, load_npz, retrieval_scores
 from audiodetic.bridge.linear import LinearBridge
+from audiodetic.bridge.paired import PairedBridge
 from audiodetic.bridge.retrieval import RetrievalBridge
+from audiodetic.errors import CheckpointError
+from audiodetic.spaces import BRIDGE_KINDS
 
-Bridge = Union[LinearBridge, RetrievalBridge]
+Bridge = Union[LinearBridge, RetrievalBridge, PairedBridge]
+BRIDGE_CLASSES: dict[str, type] = {cls.kind: cls for cls in (LinearBridge, RetrievalBridge, PairedBridge)}
+"""The class that reads each kind of :data:`audiodetic.spaces.BRIDGE_KINDS` from a file."""
 
 __all__ = [
-    "Bridge", "FitReport", "LinearBridge", "RetrievalBridge", "load_bridge", "retrieval_scores", "fit_bridge",
-    "default_bridge",
+    "Bridge", "FitReport", "LinearBridge", "PairedBridge", "RetrievalBridge", "load_bridge", "retrieval_scores",
+    "fit_bridge", "default_bridge",
 ]
 
 
 def load_bridge(path: str | os.PathLike[str]) -> Bridge:
     """Read any bridge saved by ``save`` (the kind is stored in the file)."""
     meta, _ = load_npz(path)
-    kinds = {"linear": LinearBridge, "retrieval": RetrievalBridge}
-    if meta.get("kind") not in kinds:
-        raise ValueError(f"{path}: unknown bridge kind {meta.get('kind')!r}; known: {sorted(kinds)}")
-    return kinds[meta["kind"]].load(path)
+    if meta.get("kind") not in BRIDGE_CLASSES:
+        raise CheckpointError(f"{path}: unknown bridge kind {meta.get('kind')!r}; known: {', '.join(BRIDGE_KINDS)}")
+    return BRIDGE_CLASSES[meta["kind"]].load(path)
 
 
 def __getattr__(name: str) -> Any:  # fit_bridge / default_bridge import the encoders lazily

@@ -14,7 +14,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from audiodetic.vocabulary import l2_normalize
+from audiodetic.errors import CheckpointError, InputError, MissingFileError
+from audiodetic.io import save_npz as write_npz
+from audiodetic.io import write_json
+from audiodetic.spaces import l2_normalize
 
 FORMAT = "audiodetic-bridge/1"
 
@@ -27,14 +30,14 @@ def as_matrix(x: Any, name: str, *, dim: int | None = None) -> np.ndarray:
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty (N, D) matrix, got shape {x.shape}")
+        raise InputError(f"{name} must be a non-empty (N, D) matrix, got shape {x.shape}")
     if not np.issubdtype(x.dtype, np.number):
-        raise ValueError(f"{name} must hold real numbers, got dtype {x.dtype}")
+        raise InputError(f"{name} must hold real numbers, got dtype {x.dtype}")
     if dim is not None and x.shape[1] != dim:
-        raise ValueError(f"{name} has width {x.shape[1]} but this bridge expects {dim}-d input")
+        raise InputError(f"{name} has width {x.shape[1]} but this bridge expects {dim}-d input")
     x = x.astype(np.float64)
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise InputError(f"{name} contains NaN or infinite values")
     return x
 
 
@@ -43,16 +46,10 @@ def check_pairs(src: Any, dst: Any) -> tuple[np.ndarray, np.ndarray]:
     src = as_matrix(src, "src")
     dst = as_matrix(dst, "dst")
     if src.shape[0] != dst.shape[0]:
-        raise ValueError(f"src has {src.shape[0]} rows but dst has {dst.shape[0]}; they must be paired row by row")
+        raise InputError(f"src has {src.shape[0]} rows but dst has {dst.shape[0]}; they must be paired row by row")
     if src.shape[0] < 2:
-        raise ValueError(f"fitting a bridge needs at least 2 pairs, got {src.shape[0]}")
+        raise InputError(f"fitting a bridge needs at least 2 pairs, got {src.shape[0]}")
     return src, dst
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit norm (float64; zero rows stay zero)."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 def split_indices(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +58,7 @@ def split_indices(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.nda
     An empty held-out set is returned when ``holdout`` is 0 or when fewer than 2 rows would be held out.
     """
     if not 0.0 <= float(holdout) < 1.0:
-        raise ValueError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
+        raise InputError(f"holdout must be a fraction in [0, 1), got {holdout!r}")
     order = np.random.default_rng(seed).permutation(n)
     n_out = int(round(n * holdout))
     if n_out < 2 or n - n_out < 2:
@@ -77,7 +74,8 @@ def retrieval_scores(mapped: np.ndarray, targets: np.ndarray, ks: tuple[int, ...
     Returns: ``{"top1": .., "top5": .., "mean_cosine": ..}`` (fractions in [0, 1]; cosine of each pair, averaged).
     Ties count against the prediction (the true row must beat every other row strictly).
     """
-    a, b = unit_rows(mapped), unit_rows(targets)
+    a = l2_normalize(np.asarray(mapped, np.float64), what="mapped rows")
+    b = l2_normalize(np.asarray(targets, np.float64), what="target rows")
     out: dict[str, float] = {}
     pair = np.einsum("nd,nd->n", a, b)
     rank = np.zeros(len(a), dtype=np.int64)
@@ -87,6 +85,30 @@ def retrieval_scores(mapped: np.ndarray, targets: np.ndarray, ks: tuple[int, ...
     for k in ks:
         out[f"top{k}"] = float(np.mean(rank < k))
     out["mean_cosine"] = float(np.mean(pair))
+    return out
+
+
+def classification_scores(mapped: np.ndarray, class_rows: np.ndarray, labels: np.ndarray,
+                          ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+    """Zero-shot classification: each row of ``mapped`` against every class row, by cosine.
+
+    Args:
+        mapped: ``(N, D)`` clip embeddings in the classes' space (any norm). class_rows: ``(C, D)`` class
+            embeddings. labels: ``(N,)`` true class indices into ``class_rows``.
+    Returns: ``{"top1", "top5", "mean_class_acc", "mean_cosine"}``: fractions of clips whose class ranks within
+    k (ties count against the prediction), top-1 accuracy averaged over the classes present, and the mean cosine
+    of each clip with its own class.
+    """
+    a = l2_normalize(np.asarray(mapped, np.float64), what="mapped clips")
+    b = l2_normalize(np.asarray(class_rows, np.float64), what="class embeddings")
+    labels = np.asarray(labels, np.int64)
+    sims = a @ b.T
+    own = sims[np.arange(len(a)), labels]
+    rank = (sims >= own[:, None]).sum(axis=1) - 1
+    out = {f"top{k}": float(np.mean(rank < k)) for k in ks}
+    hits = rank < 1
+    out["mean_class_acc"] = float(np.mean([hits[labels == c].mean() for c in np.unique(labels)]))
+    out["mean_cosine"] = float(np.mean(own))
     return out
 
 
@@ -130,6 +152,11 @@ class FitReport:
                      f"cosine {held['mean_cosine']:.3f}")
         if self.train:
             text += f"; train top-1 {self.train['top1']:.3f}"
+        stats = self.params.get("audio_stats")
+        if self.params.get("centring") == "audio" and isinstance(stats, Mapping):
+            text += f"; sounds centred on the audio mean of {stats.get('n_clips')} clips ({stats.get('source')})"
+        elif self.params.get("centring") == "text":
+            text += "; sounds centred on the text mean"
         return text
 
 
@@ -142,49 +169,35 @@ def train_stats(mapped: np.ndarray, targets: np.ndarray, limit: int = 4096, seed
 
 
 # ------------------------------------------------------------------------------------------------------ files
-def atomic_savez(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """``np.savez(path, **arrays)`` through a temporary file and ``os.replace``: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
              report: FitReport | None) -> Path:
     """Write ``path`` (``.npz``: arrays + JSON meta) and ``path`` with suffix ``.json`` (the report), atomically."""
     path = Path(path)
     if path.suffix != ".npz":
-        raise ValueError(f"bridge files end in .npz, got {path.name!r}")
+        raise InputError(f"bridge files end in .npz, got {path.name!r}")
     payload = dict(meta, format=FORMAT, report=report.to_dict() if report else None)
-    atomic_savez(path, dict(meta=np.array(json.dumps(payload)), **arrays))
+    write_npz(path, dict(meta=np.array(json.dumps(payload)), **arrays), make_parents=True)
     if report is not None:
-        json_path = path.with_suffix(".json")
-        tmp_json = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
-        tmp_json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-        os.replace(tmp_json, json_path)
+        write_json(path.with_suffix(".json"), report.to_dict())
     return path
 
 
 def load_npz(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read a bridge file: ``(meta, arrays)``. Raises ``FileNotFoundError`` / ``ValueError`` with the path."""
+    """Read a bridge file: ``(meta, arrays)``. Raises ``MissingFileError`` / ``CheckpointError`` naming the path."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"bridge file not found: {path}")
+        raise MissingFileError(f"bridge file not found: {path}")
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             arrays = {k: np.array(data[k]) for k in data.files if k != "meta"}
-    except (OSError, KeyError, ValueError) as error:
-        raise ValueError(f"{path} is not an audiodetic bridge file: {error}") from None
+    except (OSError, KeyError, ValueError, EOFError) as error:
+        raise CheckpointError(f"{path} is not an audiodetic bridge file: {error}") from None
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} has format {meta.get('format')!r}; this version reads {FORMAT!r}")
+        raise CheckpointError(f"{path} has format {meta.get('format')!r}; this version reads {FORMAT!r}")
     return meta, arrays
 
 
 def finish_output(y: np.ndarray) -> np.ndarray:
     """Bridge output: unit-norm float32 rows."""
-    return l2_normalize(y)
+    return l2_normalize(np.asarray(y, np.float64), what="bridge output").astype(np.float32)

@@ -15,14 +15,17 @@ target mean is added back: ``y = normalize(((x / |x|) - mu_src) @ W + mu_dst)``.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any, Mapping
 
 import numpy as np
 
 from audiodetic.bridge._common import (
     FitReport, as_matrix, check_pairs, finish_output, load_npz, retrieval_scores, save_npz, split_indices,
-    train_stats, unit_rows,
+    train_stats,
 )
+from audiodetic.errors import CheckpointError, InputError
+from audiodetic.spaces import l2_normalize
 
 METHODS = ("ridge", "procrustes")
 ALPHA_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
@@ -81,7 +84,7 @@ class LinearBridge:
         src_mean = np.zeros(weight.shape[0]) if src_mean is None else np.asarray(src_mean, np.float64).reshape(-1)
         dst_mean = np.zeros(weight.shape[1]) if dst_mean is None else np.asarray(dst_mean, np.float64).reshape(-1)
         if src_mean.shape != (weight.shape[0],) or dst_mean.shape != (weight.shape[1],):
-            raise ValueError(
+            raise InputError(
                 f"src_mean {src_mean.shape} / dst_mean {dst_mean.shape} do not match weight {weight.shape}"
             )
         self.weight = weight.astype(np.float32)
@@ -114,13 +117,13 @@ class LinearBridge:
         ``refit_all`` the returned bridge is then refitted on all pairs (the report still describes the split).
         """
         if method not in METHODS:
-            raise ValueError(f"unknown linear bridge method {method!r}; choose one of {METHODS}")
+            raise InputError(f"unknown linear bridge method {method!r}; choose one of {METHODS}")
         auto = isinstance(alpha, str) and alpha == "auto"
         if not auto and (isinstance(alpha, (str, bool)) or not np.isfinite(alpha) or alpha < 0):
-            raise ValueError(f"alpha must be a finite number >= 0 or 'auto', got {alpha!r}")
+            raise InputError(f"alpha must be a finite number >= 0 or 'auto', got {alpha!r}")
         src, dst = check_pairs(src, dst)
         if normalize:
-            src, dst = unit_rows(src), unit_rows(dst)
+            src, dst = l2_normalize(src), l2_normalize(dst)
         train, held = split_indices(len(src), holdout, seed)
         if auto:
             alpha = _auto_alpha(src[train], dst[train], center, seed) if method == "ridge" else 0.0
@@ -134,7 +137,7 @@ class LinearBridge:
             kind=cls.kind, method=method, src_dim=src.shape[1], dst_dim=dst.shape[1], n_pairs=len(src),
             n_train=len(train), n_held_out=len(held), held_out=held_scores, train=train_scores,
             params={"alpha": float(alpha), "alpha_auto": auto, "center": center, "normalize": normalize,
-                    "holdout": holdout, "seed": seed},
+                    "holdout": holdout, "seed": seed, "centring": "text" if center else "none"},
             refit_all=refit_all, vocabulary=vocabulary, encoders=dict(encoders or {}),
         )
         return cls(weight, mu_s, mu_d, normalize=normalize, method=method, report=report)
@@ -143,16 +146,43 @@ class LinearBridge:
     def random(cls, src_dim: int, dst_dim: int = 512, *, seed: int = 0) -> "LinearBridge":
         """A random semi-orthogonal map (for tests and demos without weights)."""
         if src_dim < 1 or dst_dim < 1:
-            raise ValueError(f"dimensions must be positive, got {src_dim} -> {dst_dim}")
+            raise InputError(f"dimensions must be positive, got {src_dim} -> {dst_dim}")
         gaussian = np.random.default_rng(seed).standard_normal((max(src_dim, dst_dim), min(src_dim, dst_dim)))
         q = np.linalg.qr(gaussian)[0]
         weight = q if src_dim >= dst_dim else q.T
         return cls(weight, normalize=True, method="random")
 
+    @property
+    def centring(self) -> str:
+        """What inputs are centred with: ``"text"`` (the mean of the fitted source rows, e.g. ImageBind text),
+        ``"audio"`` (the mean of a cloud of sound clips, :meth:`with_audio_centring`), ``"none"`` or ``"custom"``."""
+        params = self.report.params if self.report is not None else {}
+        return str(params.get("centring", "text" if params.get("center", False) else "custom"))
+
+    def with_audio_centring(self, audio: Any, *, source: str = "") -> "LinearBridge":
+        """The same map, with inputs centred on the mean of ``audio`` instead of the fitted source mean.
+
+        ImageBind's audio embeddings sit in another cone than its text embeddings (the modality gap), so a map
+        fitted on text pairs, centred with the text mean, shifts every sound by the gap. Centring sounds with their
+        own cloud's mean removes that shift. Args: ``audio (N, D_src)`` unlabelled clip embeddings (any norm;
+        normalised first like every input when ``normalize``), ``source`` where they came from (for the report).
+        Returns a new bridge whose report says ``centring="audio"`` with the clip count and source.
+        """
+        rows = as_matrix(audio, "audio clips for the centring mean", dim=self.src_dim)
+        if len(rows) < 2:
+            raise InputError(f"the audio centring mean needs at least 2 clips, got {len(rows)}")
+        mean = (l2_normalize(rows) if self.normalize else rows).mean(axis=0)
+        report = self.report
+        if report is not None:
+            params = dict(report.params, centring="audio", audio_stats={"source": source, "n_clips": len(rows)})
+            report = replace(report, params=params)
+        return type(self)(self.weight, mean, self.dst_mean, normalize=self.normalize, method=self.method,
+                          report=report)
+
     # -------------------------------------------------------------------------------------------------- apply
     def _map(self, x: np.ndarray) -> np.ndarray:
         if self.normalize:
-            x = unit_rows(x)
+            x = l2_normalize(x)
         return (x - self.src_mean) @ self.weight.astype(np.float64) + self.dst_mean
 
     def apply(self, x: Any) -> np.ndarray:
@@ -172,7 +202,7 @@ class LinearBridge:
     def load(cls, path: str | os.PathLike[str]) -> "LinearBridge":
         meta, arrays = load_npz(path)
         if meta.get("kind") != cls.kind:
-            raise ValueError(f"{path} holds a {meta.get('kind')!r} bridge, not a linear one")
+            raise CheckpointError(f"{path} holds a {meta.get('kind')!r} bridge, not a {cls.kind} one")
         report = FitReport.from_dict(meta["report"]) if meta.get("report") else None
         return cls(arrays["weight"], arrays["src_mean"], arrays["dst_mean"], normalize=meta["normalize"],
                    method=meta["method"], report=report)

@@ -19,8 +19,10 @@ import numpy as np
 
 from audiodetic.bridge._common import (
     FitReport, as_matrix, check_pairs, finish_output, load_npz, retrieval_scores, save_npz, split_indices,
-    train_stats, unit_rows,
+    train_stats,
 )
+from audiodetic.errors import CheckpointError, InputError
+from audiodetic.spaces import l2_normalize
 
 
 class RetrievalBridge:
@@ -39,16 +41,16 @@ class RetrievalBridge:
                  temperature: float = 0.05, top_k: int = 10, report: FitReport | None = None) -> None:
         src, dst = as_matrix(label_src, "label_src"), as_matrix(label_dst, "label_dst")
         if len(src) != len(dst):
-            raise ValueError(f"label_src has {len(src)} rows but label_dst has {len(dst)}")
+            raise InputError(f"label_src has {len(src)} rows but label_dst has {len(dst)}")
         if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+            raise InputError(f"temperature must be a finite number > 0, got {temperature!r}")
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
-            raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+            raise InputError(f"top_k must be an integer >= 1, got {top_k!r}")
         names = tuple(f"label_{i}" for i in range(len(src))) if names is None else tuple(str(n) for n in names)
         if len(names) != len(src):
-            raise ValueError(f"{len(names)} names given for {len(src)} labels")
-        self.label_src = unit_rows(src).astype(np.float32)
-        self.label_dst = unit_rows(dst).astype(np.float32)
+            raise InputError(f"{len(names)} names given for {len(src)} labels")
+        self.label_src = l2_normalize(src).astype(np.float32)
+        self.label_dst = l2_normalize(dst).astype(np.float32)
         self.names = names
         self.temperature = float(temperature)
         self.top_k = int(min(top_k, len(src)))
@@ -72,7 +74,7 @@ class RetrievalBridge:
     # -------------------------------------------------------------------------------------------------- apply
     def label_weights(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(indices (B, k) int64, weights (B, k) float64)``: the chosen labels per input, best first."""
-        x = unit_rows(as_matrix(x, "bridge input", dim=self.src_dim))
+        x = l2_normalize(as_matrix(x, "bridge input", dim=self.src_dim))
         sims = x @ self.label_src.T.astype(np.float64)  # (B, L)
         k = self.top_k
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else np.tile(
@@ -132,7 +134,7 @@ class RetrievalBridge:
     def load(cls, path: str | os.PathLike[str]) -> "RetrievalBridge":
         meta, arrays = load_npz(path)
         if meta.get("kind") != cls.kind:
-            raise ValueError(f"{path} holds a {meta.get('kind')!r} bridge, not a retrieval one")
+            raise CheckpointError(f"{path} holds a {meta.get('kind')!r} bridge, not a retrieval one")
         report = FitReport.from_dict(meta["report"]) if meta.get("report") else None
         return cls(arrays["label_src"], arrays["label_dst"], meta["names"], temperature=meta["temperature"],
                    top_k=meta["top_k"], report=report)
