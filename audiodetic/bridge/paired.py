@@ -2,9 +2,10 @@
 
 Each training row is a clip's audio embedding (L2-normalised) paired with the CLIP ViT-B/32 text embedding of its
 label (Detic's ``"a " + name``, L2-normalised); optionally the label bank's text pairs (ImageBind text -> CLIP text
-of the same names) join them with a total weight of ``text_weight`` times the clips' total. The map is weighted
-ridge after weighted centring, ``y = normalize((x / |x| - mu_src) @ W + mu_dst)`` - a :class:`LinearBridge` whose
-file says ``kind="paired"``.
+of the same names) join them with a total weight of ``text_weight`` times the clips' total. Clip rows are centred on
+the clips' mean and text rows on the text mean (the modality gap between the two clouds carries no meaning), targets
+on their weighted mean; the map is weighted ridge, ``y = normalize((x / |x| - mu_audio) @ W + mu_dst)`` - a
+:class:`LinearBridge` whose file says ``kind="paired"``.
 
 ``alpha`` is chosen by cross-validation on the clips (:func:`cv_splits`): ``cv="folds"`` holds out one dataset fold
 at a time (or stratified random folds) and scores zero-shot top-1 among all classes; ``cv="classes"`` holds out
@@ -71,13 +72,15 @@ def cv_splits(labels: np.ndarray, folds: np.ndarray | None, mode: str, seed: int
     return [split for split in splits if len(split[0]) and len(split[1])]
 
 
-def _class_scores(mapped: np.ndarray, class_dst: np.ndarray, labels: np.ndarray,
-                  candidates: np.ndarray) -> dict[str, float]:
+def candidate_scores(mapped: np.ndarray, class_rows: np.ndarray, labels: np.ndarray,
+                     candidates: np.ndarray) -> dict[str, float]:
+    """:func:`classification_scores` among the ``candidates`` classes only (``labels`` are full class indices)."""
     lookup = {int(c): i for i, c in enumerate(candidates)}
-    return classification_scores(mapped, class_dst[candidates], np.array([lookup[int(c)] for c in labels]))
+    return classification_scores(mapped, class_rows[candidates], np.array([lookup[int(c)] for c in labels]))
 
 
-def _pooled(parts: list[tuple[int, dict[str, float]]]) -> dict[str, float]:
+def pooled_scores(parts: Sequence[tuple[int, dict[str, float]]]) -> dict[str, float]:
+    """Scores of several held-out parts ``[(clip count, scores)]`` averaged with the clip counts as weights."""
     total = sum(n for n, _ in parts)
     return {key: float(sum(n * s[key] for n, s in parts) / total) for key in parts[0][1]}
 
@@ -133,19 +136,22 @@ class PairedBridge(LinearBridge):
         fold_array = None if folds is None else np.asarray(folds, np.int64).reshape(-1)
 
         def fit_rows(rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-            src = np.concatenate([x[rows], t_src])
+            # each modality centred on its own cloud (the gap between them is no signal); sounds keep the audio mean
+            audio_mean = x[rows].mean(axis=0)
+            text_centred = t_src - t_src.mean(axis=0) if len(t_src) else t_src
+            src = np.concatenate([x[rows] - audio_mean, text_centred])
             dst = np.concatenate([targets[y[rows]], t_dst])
             text_each = weight * len(rows) / max(len(t_src), 1)
             weights = np.concatenate([np.ones(len(rows)), np.full(len(t_src), text_each)])
-            return _weighted_ridge(src, dst, weights, alphas)
+            return [(w, audio_mean + mu_s, mu_d) for w, mu_s, mu_d in _weighted_ridge(src, dst, weights, alphas)]
 
         splits = cv_splits(y, fold_array, cv, seed)
         per_alpha: list[list[tuple[int, dict[str, float]]]] = [[] for _ in alphas]
         for train, held, candidates in splits:
             for k, (w, mu_s, mu_d) in enumerate(fit_rows(train)):
                 mapped = (x[held] - mu_s) @ w + mu_d
-                per_alpha[k].append((len(held), _class_scores(mapped, targets, y[held], candidates)))
-        pooled = [_pooled(parts) for parts in per_alpha]
+                per_alpha[k].append((len(held), candidate_scores(mapped, targets, y[held], candidates)))
+        pooled = [pooled_scores(parts) for parts in per_alpha]
         best = max(range(len(alphas)), key=lambda k: (pooled[k]["top1"], pooled[k]["mean_cosine"], alphas[k]))
         w, mu_s, mu_d = fit_rows(np.arange(len(x)))[best]
         train_scores = classification_scores((x - mu_s) @ w + mu_d, targets, y)
@@ -157,7 +163,7 @@ class PairedBridge(LinearBridge):
                     "cv_top1": {f"{a:g}": p["top1"] for a, p in zip(alphas, pooled)}, "text_weight": weight,
                     "n_clips": len(x), "n_text_pairs": len(t_src), "n_classes": int(len(np.unique(y))),
                     "classes": list(class_names) if class_names is not None else [], "seed": seed,
-                    "centring": "audio" if weight == 0 else "audio+text (weighted)", "normalize": True},
+                    "centring": "audio", "normalize": True},
             refit_all=True, vocabulary=vocabulary, encoders=dict(encoders or {}),
         )
         return cls(w, mu_s, mu_d, normalize=True, method="ridge", report=report)
