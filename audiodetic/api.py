@@ -30,7 +30,7 @@ from audiodetic.vocabulary import Vocabulary, as_vocabulary
 DEFAULT_DETECTOR = "Detic_LCOCOI21k_CLIP_R5021k_640b32_4x_ft4x_max-size"
 DEFAULT_AUDIO_WEIGHTS = "imagebind_huge"
 DEFAULT_TEXT_WEIGHTS = "clip-vit-b32"
-DEFAULT_BRIDGE = "linear"  # the default of audiodetic.bridge.default_bridge
+DEFAULT_BRIDGE = "retrieval"  # chosen by measurement (README, "Which bridge"); default of bridge.default_bridge
 
 
 class Deferred:

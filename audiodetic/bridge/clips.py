@@ -43,9 +43,12 @@ class EncodedClips:
     skipped: tuple[tuple[int, str], ...]
     encoded: int
 
-    def skipped_report(self, paths: Sequence[Path], limit: int = 20) -> dict[str, Any]:
-        """``{"count": n, "clips": [{"path", "reason"}, ...]}`` (at most ``limit`` listed) for reports."""
-        listed = [{"path": str(paths[i]), "reason": reason} for i, reason in self.skipped[:limit]]
+    def skipped_report(self, paths: Sequence[Path], rows: Sequence[int] | None = None,
+                       limit: int = 20) -> dict[str, Any]:
+        """``{"count": n, "clips": [{"path", "row", "reason"}, ...]}`` (at most ``limit`` listed) for reports;
+        ``rows`` are the metadata lines of ``paths`` when they came from a dataset file."""
+        listed = [{"path": str(paths[i]), **({"row": int(rows[i])} if rows is not None else {}), "reason": reason}
+                  for i, reason in self.skipped[:limit]]
         return {"count": len(self.skipped), "clips": listed}
 
 

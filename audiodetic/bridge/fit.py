@@ -91,7 +91,7 @@ def _released_clip_text() -> Any:
     return ClipTextEncoder.from_checkpoint("clip-vit-b32")
 
 
-def default_bridge(kind: str | os.PathLike[str] = "linear", *, audio_encoder: Any = None,
+def default_bridge(kind: str | os.PathLike[str] = "retrieval", *, audio_encoder: Any = None,
                    imagebind_text_encoder: Any = None, clip_text_encoder: Any = None,
                    clip_text_loader: Callable[[], Any] | None = None, labels: str | Sequence[str] = "auto",
                    cache_dir: str | os.PathLike[str] | None = None, progress: bool = True,

@@ -42,6 +42,7 @@ def register(subparsers: Any) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the contract plus prompts, drawing and progress."""
     from audiodetic.api import DEFAULT_AUDIO_WEIGHTS, DEFAULT_BRIDGE, DEFAULT_DETECTOR, DEFAULT_TEXT_WEIGHTS
+    from audiodetic.spaces import LABEL_BANK_KINDS
 
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files, folders (their images, sorted) or quoted globs such as 'shots/**/*.jpg'")
@@ -59,7 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prompts.add_argument("--names", metavar="A,B,C", help="comma-separated names of the --vocabulary rows")
     models = parser.add_argument_group("prompt encoders")
     models.add_argument("--bridge", default=DEFAULT_BRIDGE, metavar="KIND_OR_FILE",
-                        help=f"audio -> detector bridge: linear, retrieval or a saved file (default {DEFAULT_BRIDGE})")
+                        help=f"audio -> detector bridge: {' or '.join(LABEL_BANK_KINDS)} (fitted on first use), or a "
+                             f"saved bridge file, e.g. a paired one (default {DEFAULT_BRIDGE})")
+    models.add_argument("--explain", action="store_true",
+                        help="print what each sound was heard as (the retrieval bridge's top-3 labels and weights)")
     models.add_argument("--audio-weights", default=DEFAULT_AUDIO_WEIGHTS, metavar="NAME_OR_PATH",
                         help=f"ImageBind weights for --audio (default {DEFAULT_AUDIO_WEIGHTS})")
     models.add_argument("--text-weights", default=DEFAULT_TEXT_WEIGHTS, metavar="NAME_OR_PATH",
@@ -183,6 +187,27 @@ def load_vocabulary(path: str, names: Sequence[str] | None) -> Any:
     return Vocabulary.from_npy(file, names=names)
 
 
+def check_bridge_option(bridge: str, *, explain: bool, audio: bool) -> None:
+    """``--bridge`` is a kind fitted on first use or an existing file; ``--explain`` needs sounds and a bridge that
+    mixes labels. Checked before any model loads."""
+    from audiodetic.bridge import BRIDGE_CLASSES
+    from audiodetic.bridge.fit import PAIRED_HINT
+    from audiodetic.errors import InputError, MissingFileError
+    from audiodetic.spaces import LABEL_BANK_KINDS, is_bridge_kind, is_label_bank_kind
+
+    if is_bridge_kind(bridge) and not is_label_bank_kind(bridge):
+        raise InputError(f"--bridge {bridge}: {PAIRED_HINT}")
+    if not is_bridge_kind(bridge) and not Path(bridge).is_file():
+        raise MissingFileError(f"--bridge must be {' or '.join(LABEL_BANK_KINDS)} or a saved bridge file; "
+                               f"not found: {bridge}")
+    if explain and not audio:
+        raise InputError("--explain describes sound prompts; give --audio NAME=FILE")
+    explaining = [kind for kind, cls in BRIDGE_CLASSES.items() if hasattr(cls, "explain")]
+    if explain and is_bridge_kind(bridge) and bridge not in explaining:
+        raise InputError(f"--explain shows the labels a bridge mixed; a {bridge} bridge mixes none (use --bridge "
+                         f"{' or '.join(explaining)})")
+
+
 def drawing_paths(images: Sequence[Path], directory: Path) -> list[Path]:
     """``DIR/<stem>.png`` per image; repeated stems get ``-2``, ``-3``... suffixes."""
     used: dict[str, int] = {}
@@ -208,8 +233,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("no prompts: give --audio NAME=FILE, --text NAME and/or --vocabulary FILE")
     if names is not None and args.vocabulary is None:
         raise ValueError("--names names the rows of --vocabulary; give --vocabulary FILE too")
-    if args.bridge not in ("linear", "retrieval") and not Path(args.bridge).is_file():
-        raise FileNotFoundError(f"--bridge must be linear, retrieval or a saved bridge file; not found: {args.bridge}")
+    check_bridge_option(args.bridge, explain=args.explain, audio=bool(audio))
     images = expand_images(args.images)
     check_images_readable(images)
     vocabulary_file = load_vocabulary(args.vocabulary, names) if args.vocabulary else None
@@ -230,6 +254,12 @@ def run(args: argparse.Namespace) -> int:
     model = api.load(args.detector, device=args.device, half=args.half, audio_weights=args.audio_weights,
                      text_weights=args.text_weights, bridge=args.bridge)
     vocabulary = model.vocabulary(audio or None, text or None, vocabulary=vocabulary_file)
+    if args.explain:
+        from audiodetic.bridge.explain import explain_sounds, format_explanation
+
+        for line in format_explanation(explain_sounds(audio, audio_encoder=model.audio_encoder(),
+                                                      bridge=model.bridge())):
+            print(line, file=sys.stderr)
     predictor = model.predictor()
     results = []
     drawings = drawing_paths(images, draw_dir) if draw_dir is not None else [None] * len(images)
