@@ -46,3 +46,19 @@ def gap_scores(gap_world: SyntheticWorld) -> dict:
 @pytest.fixture(scope="session")
 def no_gap_scores(no_gap_world: SyntheticWorld) -> dict:
     return score_world(no_gap_world)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """``(imagebind.pth, clip.pt)``: tiny random towers in the official layouts (see audio_datasets.py)."""
+    from audio_datasets import write_tiny_checkpoints
+
+    return write_tiny_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="session")
+def esc50_root(tmp_path_factory: pytest.TempPathFactory):
+    """A generated ESC-50-layout folder (8 classes x 5 clips); tests must not change it (copy it to break it)."""
+    from audio_datasets import make_esc50
+
+    return make_esc50(tmp_path_factory.mktemp("esc50"))
