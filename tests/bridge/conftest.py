@@ -58,7 +58,8 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple:
 
 @pytest.fixture(scope="session")
 def esc50_root(tmp_path_factory: pytest.TempPathFactory):
-    """A generated ESC-50-layout folder (8 classes x 5 clips); tests must not change it (copy it to break it)."""
+    """A generated ESC-50-layout folder (8 classes x 4 clips, folds 1-4); tests must not change it (copy it to
+    break it)."""
     from audio_datasets import make_esc50
 
-    return make_esc50(tmp_path_factory.mktemp("esc50"))
+    return make_esc50(tmp_path_factory.mktemp("esc50"), clips_per_class=4)

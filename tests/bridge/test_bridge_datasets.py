@@ -16,12 +16,12 @@ from audiodetic.errors import InputError, MissingFileError
 
 def test_esc50_layout(esc50_root):
     data = load_labelled_clips(esc50_root)
-    assert data.layout == "esc50" and data.name == "ESC-50" and len(data) == 40
+    assert data.layout == "esc50" and data.name == "ESC-50" and len(data) == 32
     # classes present, in ESC-50's target order, cleaned for prompting
     assert data.classes == ("dog", "rooster", "rain", "crying baby", "clock tick", "siren", "car horn",
                             "church bells")
     assert data.classes[data.labels[0]] == "dog" and data.rows[0] == 2
-    assert sorted(set(data.folds)) == [1, 2, 3, 4, 5]
+    assert sorted(set(data.folds)) == [1, 2, 3, 4]
     assert all(p.is_file() for p in data.paths)
 
 
@@ -50,14 +50,14 @@ def _broken_esc50(tmp_path, esc50_root, edit):
 
 
 @pytest.mark.parametrize("edit, error, message", [
-    (lambda ls: ls[:3] + [ls[3].replace("-A-", "-Z-")] + ls[4:], MissingFileError, r"1 of 40 .*\(row 4: .*-Z-"),
+    (lambda ls: ls[:3] + [ls[3].replace("-A-", "-Z-")] + ls[4:], MissingFileError, r"1 of 32 .*\(row 4: .*-Z-"),
     (lambda ls: ls[:2] + [ls[2].replace(",dog,", ",wolf,")] + ls[3:], InputError, r"row 3: category 'wolf' is not"),
     (lambda ls: ls[:2] + [ls[2].replace(",0,dog", ",7,dog")] + ls[3:], InputError, r"row 3: target '7' does not"),
     (lambda ls: ls[:2] + [ls[2].replace("2,0,dog", "9,0,dog")] + ls[3:], InputError, r"row 3: fold '9' .* 1\.\.5"),
     (lambda ls: [ls[0].replace("category", "kategorie")] + ls[1:], InputError, r"needs the columns .* category"),
     (lambda ls: ls[:1], InputError, "no rows"),
-    (lambda ls: ls + [ls[1]], InputError, r"row 42: .* listed again \(first at row 2\)"),
-    (lambda ls: ls[:6], InputError, r"only one class \('dog'\)"),
+    (lambda ls: ls + [ls[1]], InputError, r"row 34: .* listed again \(first at row 2\)"),
+    (lambda ls: ls[:5], InputError, r"only one class \('dog'\)"),
 ])
 def test_esc50_bad_metadata_names_the_row(tmp_path, esc50_root, edit, error, message):
     with pytest.raises(error, match=message):
