@@ -228,7 +228,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """``bridge eval``: score every requested bridge on the dataset; write and print the reports."""
-    from audiodetic.bridge import load_bridge
+    from audiodetic.bridge import LinearBridge, load_bridge
     from audiodetic.bridge.datasets import load_labelled_clips
     from audiodetic.bridge.evaluate import PAIRED, bridge_names, evaluate_bridges
     from audiodetic.bridge.fit import fit_bridge
@@ -270,6 +270,9 @@ def run_eval(args: argparse.Namespace) -> int:
                                        **common)
     bank = (label_bank(encoders.imagebind_text(), encoders.clip_for(labels), labels, **common)
             if PAIRED in bridges.values() and args.text_weight > 0 else None)
+    if args.audio_stats is not None and not any(isinstance(b, LinearBridge) and b.kind == LinearBridge.kind
+                                                for b in bridges.values()):
+        raise InputError("--audio-stats centres linear bridges; add --bridge linear (or a saved linear bridge)")
     stats = audio_stats(args.audio_stats, encoders.audio(), **common) if args.audio_stats is not None else None
     result = evaluate_bridges(data, bridges, bank=bank, audio_stats=stats, audio_stats_source=str(args.audio_stats),
                               text_weight=args.text_weight, alpha=args.alpha, seed=args.seed, progress=progress)

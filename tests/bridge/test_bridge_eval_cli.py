@@ -45,8 +45,7 @@ def test_bridge_eval_on_esc50_writes_reports_and_reruns_from_the_cache(files, tm
     original = ImageBindAudioEncoder.encode_sources
     monkeypatch.setattr(ImageBindAudioEncoder, "encode_sources",
                         lambda self, sources, **kw: calls.append(len(sources)) or original(self, sources, **kw))
-    out = tmp_path / "out"
-    files = dict(files, cache=tmp_path / "fresh-cache")
+    out = tmp_path / "out"  # first in the module: the module's cache holds no clip yet
     argv = ["bridge", "eval", "--dataset", str(files["root"]), "--output", str(out), *_args(files)]
     assert main(argv) == 0
     result = json.loads((out / "bridge_eval.json").read_text())
@@ -76,13 +75,13 @@ def test_bridge_eval_on_esc50_writes_reports_and_reruns_from_the_cache(files, tm
 
 
 def test_bridge_eval_on_urbansound8k_and_csv(files, tmp_path):
-    us8k = make_urbansound8k(tmp_path / "us8k")
+    us8k = make_urbansound8k(tmp_path / "us8k", clips_per_class=3)
     assert main(["bridge", "eval", "--dataset", str(us8k), "--output", str(tmp_path / "u"), "--bridge", "retrieval",
                  "--bridge", "paired", *_args(files)]) == 0
     result = json.loads((tmp_path / "u" / "bridge_eval.json").read_text())
-    assert result["dataset"] == "UrbanSound8K" and result["num_clips"] == 16
+    assert result["dataset"] == "UrbanSound8K" and result["num_clips"] == 12
     assert list(result["bridges"]) == ["retrieval", "paired", "paired:class-disjoint"]
-    table = make_csv(tmp_path / "mine", folds=False)
+    table = make_csv(tmp_path / "mine", clips_per_class=3, folds=False)
     assert main(["bridge", "eval", "--dataset", str(table), "--output", str(tmp_path / "c"), "--bridge", "paired",
                  "--text-weight", "0", *_args(files)]) == 0
     result = json.loads((tmp_path / "c" / "bridge_eval.json").read_text())
