@@ -197,7 +197,7 @@ def evaluate_bridges(data: EmbeddedClips, bridges: Mapping[str, Any], *, bank: L
                 corrected = bridge.with_audio_centring(audio_stats, source=audio_stats_source).apply(emb)
                 split = f"sounds centred on the audio mean of {len(audio_stats)} clips from {audio_stats_source}"
             else:
-                corrected = _cross_fold(data, folds, lambda train, held: bridge.with_audio_centring(
+                corrected = _cross_fold(data, folds, lambda train, held, linear=bridge: linear.with_audio_centring(
                     emb[train], source="other folds").apply(emb[held]))
                 split = f"each fold centred on the audio mean of the other folds' clips ({fold_note}; labels unused)"
             results[name + GAP_SUFFIX] = _entry(classification_scores(corrected, data.class_dst, labels),

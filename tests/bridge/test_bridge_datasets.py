@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audio_datasets import make_csv, make_esc50, make_urbansound8k, write_clip, write_rows
+from audio_datasets import make_csv, make_urbansound8k, write_clip, write_rows
 from audiodetic.bridge.clips import encode_clips
 from audiodetic.bridge.datasets import audio_files, load_labelled_clips
 from audiodetic.errors import InputError, MissingFileError
