@@ -21,7 +21,7 @@ from audiodetic.structures import Detections
 DEFAULT_DETECTOR = "Detic_LCOCOI21k_CLIP_R5021k_640b32_4x_ft4x_max-size"
 DEFAULT_AUDIO_WEIGHTS = "imagebind_huge"
 DEFAULT_TEXT_WEIGHTS = "clip-vit-b32"
-DEFAULT_BRIDGE = "linear"  # the default of audiodetic.bridge.default_bridge
+DEFAULT_BRIDGE = "retrieval"  # chosen by measurement (README, "Which bridge"); default of bridge.default_bridge
 
 
 # -- loading -------------------------------------------------------------------------------------------------------
@@ -124,8 +124,12 @@ def _deferred_bridge(bridge: Any, model: AudiodeticModel, audio_weights: Any, te
     if bridge is None or not isinstance(bridge, (str, os.PathLike)):
         return bridge  # None or a ready bridge object
     from audiodetic.bridge import check_bridge_spec
+    from audiodetic.bridge.fit import PAIRED_HINT
+    from audiodetic.spaces import is_label_bank_kind
 
     spec = check_bridge_spec(bridge)  # a bad kind or a missing file fails at load, not at the first sound
+    if isinstance(spec, str) and not is_label_bank_kind(spec):
+        raise InputError(f"bridge={bridge!r}: {PAIRED_HINT}")
 
     def build() -> Any:
         from audiodetic import bridge as bridge_lib
@@ -137,11 +141,11 @@ def _deferred_bridge(bridge: Any, model: AudiodeticModel, audio_weights: Any, te
             return None  # this encoder's sounds are in the detector's space already (Wav2CLIP): nothing to fit
         from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder
 
-        clip_text = model.text_encoder() if text_weights is not None else None
+        clip_text = model.text_encoder if text_weights is not None else None  # loaded only if the labels need it
         imagebind_text = None
         if audio_weights is not None:
             imagebind_text = ImageBindTextEncoder.from_checkpoint(audio_weights).to(device).eval()
-        return bridge_lib.default_bridge(spec, audio_encoder=model.audio_encoder(), clip_text_encoder=clip_text,
+        return bridge_lib.default_bridge(spec, audio_encoder=model.audio_encoder(), clip_text_loader=clip_text,
                                          imagebind_text_encoder=imagebind_text)
 
     return Deferred(build, f"{bridge} bridge")

@@ -24,9 +24,13 @@ IMAGEBIND_SPACE = "imagebind"
 DIRECT_SPACES: tuple[str, ...] = (DETECTOR_SPACE, CLIP_IMAGE_SPACE)
 """Spaces whose vectors the detector can score without a bridge."""
 
-BRIDGE_KINDS: tuple[str, ...] = ("linear", "retrieval")
-"""Bridges audiodetic can fit (``"linear"``: ridge/Procrustes on paired label embeddings; ``"retrieval"``: a
-softmax over label embeddings), besides saved bridge files."""
+BRIDGE_KINDS: tuple[str, ...] = ("linear", "retrieval", "paired")
+"""Bridges audiodetic can fit, besides saved bridge files: ``"linear"`` (ridge/Procrustes on paired label-name
+embeddings of the two text towers), ``"retrieval"`` (a softmax over label-name embeddings) and ``"paired"`` (ridge on
+labelled sound clips: clip embedding -> CLIP text embedding of its label)."""
+LABEL_BANK_KINDS: tuple[str, ...] = ("linear", "retrieval")
+"""The kinds of :data:`BRIDGE_KINDS` made from label names alone, so they can be fitted on first use; the others need
+labelled sounds and are fitted beforehand (``audiodetic bridge fit --kind paired --dataset DIR``)."""
 
 
 def needs_bridge(space: str) -> bool:
@@ -50,6 +54,11 @@ def check_bridge_kind(kind: Any, *, argument: str = "bridge") -> str:
 def is_bridge_kind(value: Any) -> bool:
     """Whether ``value`` names a bridge kind (rather than, say, a saved bridge file)."""
     return isinstance(value, str) and value in BRIDGE_KINDS
+
+
+def is_label_bank_kind(value: Any) -> bool:
+    """Whether ``value`` names a kind that is fitted from label names alone (:data:`LABEL_BANK_KINDS`)."""
+    return isinstance(value, str) and value in LABEL_BANK_KINDS
 
 
 MIN_NORM = 1e-12

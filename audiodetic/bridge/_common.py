@@ -16,7 +16,7 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 import numpy as np
 
 from audiodetic import io
-from audiodetic.errors import InputError, MissingFileError
+from audiodetic.errors import CheckpointError, InputError, MissingFileError
 from audiodetic.spaces import l2_normalize
 
 FORMAT = "audiodetic-bridge/1"
@@ -93,7 +93,8 @@ def retrieval_scores(mapped: np.ndarray, targets: np.ndarray, ks: tuple[int, ...
     Returns: ``{"top1": .., "top5": .., "mean_cosine": ..}`` (fractions in [0, 1]; cosine of each pair, averaged).
     Ties count against the prediction (the true row must beat every other row strictly).
     """
-    a, b = l2_normalize(mapped, what="mapped rows"), l2_normalize(targets, what="target rows")
+    a = l2_normalize(np.asarray(mapped, np.float64), what="mapped rows")
+    b = l2_normalize(np.asarray(targets, np.float64), what="target rows")
     out: dict[str, float] = {}
     pair = np.einsum("nd,nd->n", a, b)
     rank = np.zeros(len(a), dtype=np.int64)
@@ -103,6 +104,30 @@ def retrieval_scores(mapped: np.ndarray, targets: np.ndarray, ks: tuple[int, ...
     for k in ks:
         out[f"top{k}"] = float(np.mean(rank < k))
     out["mean_cosine"] = float(np.mean(pair))
+    return out
+
+
+def classification_scores(mapped: np.ndarray, class_rows: np.ndarray, labels: np.ndarray,
+                          ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+    """Zero-shot classification: each row of ``mapped`` against every class row, by cosine.
+
+    Args:
+        mapped: ``(N, D)`` clip embeddings in the classes' space (any norm). class_rows: ``(C, D)`` class
+            embeddings. labels: ``(N,)`` true class indices into ``class_rows``.
+    Returns: ``{"top1", "top5", "mean_class_acc", "mean_cosine"}``: fractions of clips whose class ranks within
+    k (ties count against the prediction), top-1 accuracy averaged over the classes present, and the mean cosine
+    of each clip with its own class.
+    """
+    a = l2_normalize(np.asarray(mapped, np.float64), what="mapped clips")
+    b = l2_normalize(np.asarray(class_rows, np.float64), what="class embeddings")
+    labels = np.asarray(labels, np.int64)
+    sims = a @ b.T
+    own = sims[np.arange(len(a)), labels]
+    rank = (sims >= own[:, None]).sum(axis=1) - 1
+    out = {f"top{k}": float(np.mean(rank < k)) for k in ks}
+    hits = rank < 1
+    out["mean_class_acc"] = float(np.mean([hits[labels == c].mean() for c in np.unique(labels)]))
+    out["mean_cosine"] = float(np.mean(own))
     return out
 
 
@@ -146,6 +171,11 @@ class FitReport:
                      f"cosine {held['mean_cosine']:.3f}")
         if self.train:
             text += f"; train top-1 {self.train['top1']:.3f}"
+        stats = self.params.get("audio_stats")
+        if self.params.get("centring") == "audio" and isinstance(stats, Mapping):
+            text += f"; sounds centred on the audio mean of {stats.get('n_clips')} clips ({stats.get('source')})"
+        elif self.params.get("centring") == "text":
+            text += "; sounds centred on the text mean"
         return text
 
 
@@ -172,7 +202,7 @@ def save_npz(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray], met
 
 
 def load_npz(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read a bridge file: ``(meta, arrays)``. Raises ``FileNotFoundError`` / ``ValueError`` with the path."""
+    """Read a bridge file: ``(meta, arrays)``. Raises ``MissingFileError`` / ``CheckpointError`` naming the path."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"bridge file not found: {path}")
@@ -180,13 +210,13 @@ def load_npz(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             arrays = {k: np.array(data[k]) for k in data.files if k != "meta"}
-    except (OSError, KeyError, ValueError) as error:
-        raise InputError(f"{path} is not an audiodetic bridge file: {error}") from None
+    except (OSError, KeyError, ValueError, EOFError) as error:
+        raise CheckpointError(f"{path} is not an audiodetic bridge file: {error}") from None
     if meta.get("format") != FORMAT:
-        raise InputError(f"{path} has format {meta.get('format')!r}; this version reads {FORMAT!r}")
+        raise CheckpointError(f"{path} has format {meta.get('format')!r}; this version reads {FORMAT!r}")
     return meta, arrays
 
 
 def finish_output(y: np.ndarray) -> np.ndarray:
-    """Bridge output: unit-norm float32 rows (normalised in float32)."""
-    return l2_normalize(np.asarray(y, np.float32), what="bridge output")
+    """Bridge output: unit-norm float32 rows."""
+    return l2_normalize(np.asarray(y, np.float64), what="bridge output").astype(np.float32)

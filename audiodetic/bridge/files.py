@@ -14,11 +14,13 @@ from typing import Any
 
 from audiodetic.bridge._common import load_npz
 from audiodetic.bridge.linear import LinearBridge
+from audiodetic.bridge.paired import PairedBridge
 from audiodetic.bridge.retrieval import RetrievalBridge
-from audiodetic.errors import InputError, InputTypeError, MissingFileError
+from audiodetic.errors import CheckpointError, InputError, InputTypeError, MissingFileError
 from audiodetic.spaces import BRIDGE_KINDS, is_bridge_kind
 
-_CLASSES = {"linear": LinearBridge, "retrieval": RetrievalBridge}
+BRIDGE_CLASSES: dict[str, type] = {cls.kind: cls for cls in (LinearBridge, RetrievalBridge, PairedBridge)}
+"""The class that reads each kind of :data:`audiodetic.spaces.BRIDGE_KINDS` from a file."""
 
 
 def check_bridge_spec(spec: Any, *, argument: str = "bridge") -> str | Path:
@@ -47,6 +49,6 @@ def load_bridge(path: str | os.PathLike[str]) -> Any:
     """Read any bridge saved by ``save`` (the kind is stored in the file)."""
     meta, _ = load_npz(path)
     kind = meta.get("kind")
-    if kind not in _CLASSES:
-        raise InputError(f"{path}: unknown bridge kind {kind!r}; this version reads {', '.join(sorted(_CLASSES))}")
-    return _CLASSES[kind].load(path)
+    if kind not in BRIDGE_CLASSES:
+        raise CheckpointError(f"{path}: unknown bridge kind {kind!r}; known: {', '.join(BRIDGE_KINDS)}")
+    return BRIDGE_CLASSES[kind].load(path)

@@ -15,22 +15,16 @@ target mean is added back: ``y = normalize(((x / |x|) - mu_src) @ W + mu_dst)``.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any, Mapping
 
 import numpy as np
 
 from audiodetic.bridge._common import (
-    FitReport,
-    as_matrix,
-    check_pairs,
-    finish_output,
-    load_npz,
-    retrieval_scores,
-    save_npz,
-    split_indices,
+    FitReport, as_matrix, check_pairs, finish_output, load_npz, retrieval_scores, save_npz, split_indices,
     train_stats,
 )
-from audiodetic.errors import InputError
+from audiodetic.errors import CheckpointError, InputError
 from audiodetic.spaces import l2_normalize
 
 METHODS = ("ridge", "procrustes")
@@ -143,7 +137,7 @@ class LinearBridge:
             kind=cls.kind, method=method, src_dim=src.shape[1], dst_dim=dst.shape[1], n_pairs=len(src),
             n_train=len(train), n_held_out=len(held), held_out=held_scores, train=train_scores,
             params={"alpha": float(alpha), "alpha_auto": auto, "center": center, "normalize": normalize,
-                    "holdout": holdout, "seed": seed},
+                    "holdout": holdout, "seed": seed, "centring": "text" if center else "none"},
             refit_all=refit_all, vocabulary=vocabulary, encoders=dict(encoders or {}),
         )
         return cls(weight, mu_s, mu_d, normalize=normalize, method=method, report=report)
@@ -157,6 +151,33 @@ class LinearBridge:
         q = np.linalg.qr(gaussian)[0]
         weight = q if src_dim >= dst_dim else q.T
         return cls(weight, normalize=True, method="random")
+
+    @property
+    def centring(self) -> str:
+        """What inputs are centred with: ``"text"`` (the mean of the fitted source rows, e.g. ImageBind text),
+        ``"audio"`` (the mean of a cloud of sound clips, :meth:`with_audio_centring`), ``"none"`` or ``"custom"``."""
+        params = self.report.params if self.report is not None else {}
+        return str(params.get("centring", "text" if params.get("center", False) else "custom"))
+
+    def with_audio_centring(self, audio: Any, *, source: str = "") -> "LinearBridge":
+        """The same map, with inputs centred on the mean of ``audio`` instead of the fitted source mean.
+
+        ImageBind's audio embeddings sit in another cone than its text embeddings (the modality gap), so a map
+        fitted on text pairs, centred with the text mean, shifts every sound by the gap. Centring sounds with their
+        own cloud's mean removes that shift. Args: ``audio (N, D_src)`` unlabelled clip embeddings (any norm;
+        normalised first like every input when ``normalize``), ``source`` where they came from (for the report).
+        Returns a new bridge whose report says ``centring="audio"`` with the clip count and source.
+        """
+        rows = as_matrix(audio, "audio clips for the centring mean", dim=self.src_dim)
+        if len(rows) < 2:
+            raise InputError(f"the audio centring mean needs at least 2 clips, got {len(rows)}")
+        mean = (l2_normalize(rows) if self.normalize else rows).mean(axis=0)
+        report = self.report
+        if report is not None:
+            params = dict(report.params, centring="audio", audio_stats={"source": source, "n_clips": len(rows)})
+            report = replace(report, params=params)
+        return type(self)(self.weight, mean, self.dst_mean, normalize=self.normalize, method=self.method,
+                          report=report)
 
     # -------------------------------------------------------------------------------------------------- apply
     def _map(self, x: np.ndarray) -> np.ndarray:
@@ -181,7 +202,7 @@ class LinearBridge:
     def load(cls, path: str | os.PathLike[str]) -> "LinearBridge":
         meta, arrays = load_npz(path)
         if meta.get("kind") != cls.kind:
-            raise InputError(f"{path} holds a {meta.get('kind')!r} bridge, not a linear one")
+            raise CheckpointError(f"{path} holds a {meta.get('kind')!r} bridge, not a {cls.kind} one")
         report = FitReport.from_dict(meta["report"]) if meta.get("report") else None
         return cls(arrays["weight"], arrays["src_mean"], arrays["dst_mean"], normalize=meta["normalize"],
                    method=meta["method"], report=report)

@@ -18,17 +18,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from audiodetic.bridge._common import (
-    FitReport,
-    as_matrix,
-    check_pairs,
-    finish_output,
-    load_npz,
-    retrieval_scores,
-    save_npz,
-    split_indices,
+    FitReport, as_matrix, check_pairs, finish_output, load_npz, retrieval_scores, save_npz, split_indices,
     train_stats,
 )
-from audiodetic.errors import InputError
+from audiodetic.errors import CheckpointError, InputError
 from audiodetic.spaces import l2_normalize
 
 
@@ -141,7 +134,7 @@ class RetrievalBridge:
     def load(cls, path: str | os.PathLike[str]) -> "RetrievalBridge":
         meta, arrays = load_npz(path)
         if meta.get("kind") != cls.kind:
-            raise InputError(f"{path} holds a {meta.get('kind')!r} bridge, not a retrieval one")
+            raise CheckpointError(f"{path} holds a {meta.get('kind')!r} bridge, not a retrieval one")
         report = FitReport.from_dict(meta["report"]) if meta.get("report") else None
         return cls(arrays["label_src"], arrays["label_dst"], meta["names"], temperature=meta["temperature"],
                    top_k=meta["top_k"], report=report)

@@ -43,6 +43,7 @@ def register(subparsers: Any) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the contract plus prompts, drawing and progress."""
     from audiodetic.api import DEFAULT_AUDIO_WEIGHTS, DEFAULT_BRIDGE, DEFAULT_DETECTOR, DEFAULT_TEXT_WEIGHTS
+    from audiodetic.spaces import LABEL_BANK_KINDS
 
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files, folders (their images, sorted) or quoted globs such as 'shots/**/*.jpg'")
@@ -60,7 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prompts.add_argument("--names", metavar="A,B,C", help="comma-separated names of the --vocabulary rows")
     models = parser.add_argument_group("prompt encoders")
     models.add_argument("--bridge", default=DEFAULT_BRIDGE, metavar="KIND_OR_FILE",
-                        help=f"audio -> detector bridge: linear, retrieval or a saved file (default {DEFAULT_BRIDGE})")
+                        help=f"audio -> detector bridge: {' or '.join(LABEL_BANK_KINDS)} (fitted on first use), or a "
+                             f"saved bridge file, e.g. a paired one (default {DEFAULT_BRIDGE})")
+    models.add_argument("--explain", action="store_true",
+                        help="print what each sound was heard as (the retrieval bridge's top-3 labels and weights)")
     models.add_argument("--audio-weights", default=DEFAULT_AUDIO_WEIGHTS, metavar="NAME_OR_PATH",
                         help=f"ImageBind weights for --audio (default {DEFAULT_AUDIO_WEIGHTS})")
     models.add_argument("--text-weights", default=DEFAULT_TEXT_WEIGHTS, metavar="NAME_OR_PATH",
@@ -103,6 +107,24 @@ def expand_images(items: Sequence[str]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
+def check_bridge_option(bridge: str, *, explain: bool, audio: bool) -> None:
+    """``--bridge`` is a kind fitted on first use or an existing file; ``--explain`` needs sounds and a bridge that
+    mixes labels. Checked before any model loads."""
+    from audiodetic.bridge import BRIDGE_CLASSES, check_bridge_spec
+    from audiodetic.bridge.fit import PAIRED_HINT
+    from audiodetic.spaces import is_bridge_kind, is_label_bank_kind
+
+    spec = check_bridge_spec(bridge, argument="--bridge")
+    if is_bridge_kind(spec) and not is_label_bank_kind(spec):
+        raise InputError(f"--bridge {bridge}: {PAIRED_HINT}")
+    if explain and not audio:
+        raise InputError("--explain describes sound prompts; give --audio NAME=FILE")
+    explaining = [kind for kind, cls in BRIDGE_CLASSES.items() if hasattr(cls, "explain")]
+    if explain and is_bridge_kind(spec) and spec not in explaining:
+        raise InputError(f"--explain shows the labels a bridge mixed; a {bridge} bridge mixes none (use --bridge "
+                         f"{' or '.join(explaining)})")
+
+
 def drawing_paths(images: Sequence[Path], directory: Path) -> list[Path]:
     """``DIR/<stem>.png`` per image; repeated stems get ``-2``, ``-3``... suffixes."""
     used: dict[str, int] = {}
@@ -116,7 +138,6 @@ def drawing_paths(images: Sequence[Path], directory: Path) -> list[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Detect on every image, write the JSON list (and drawings); returns 0."""
-    from audiodetic.bridge import check_bridge_spec
     from audiodetic.inputs import (
         check_image_file,
         check_positive_int,
@@ -138,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("no prompts: give --audio NAME=FILE, --text NAME and/or --vocabulary FILE")
     if names is not None and args.vocabulary is None:
         raise InputError("--names names the rows of --vocabulary; give --vocabulary FILE too")
-    check_bridge_spec(args.bridge, argument="--bridge")
+    check_bridge_option(args.bridge, explain=args.explain, audio=bool(audio))
     images = expand_images(args.images)
     for image in images:  # a bad file fails in seconds, before any model loads
         check_image_file(image)
@@ -160,6 +181,12 @@ def run(args: argparse.Namespace) -> int:
     model = api.load(args.detector, device=args.device, half=args.half, audio_weights=args.audio_weights,
                      text_weights=args.text_weights, bridge=args.bridge)
     vocabulary = model.vocabulary(audio or None, text or None, vocabulary=vocabulary_file)
+    if args.explain:
+        from audiodetic.bridge.explain import explain_sounds, format_explanation
+
+        for line in format_explanation(explain_sounds(audio, audio_encoder=model.audio_encoder(),
+                                                      bridge=model.bridge())):
+            print(line, file=sys.stderr)
     predictor = model.predictor()
     results = []
     drawings = drawing_paths(images, draw_dir) if draw_dir is not None else [None] * len(images)

@@ -164,7 +164,7 @@ def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
         return 0
     from audiodetic.eval.mappings import load_mapping, read_clip_index
     from audiodetic.eval.sound_benchmark import plan_benchmark
-    from audiodetic.spaces import BRIDGE_KINDS
+    from audiodetic.spaces import LABEL_BANK_KINDS
 
     if args.audio_root is None:
         raise InputError("--audio-map needs --audio-root (the audio dataset folder)")
@@ -175,7 +175,7 @@ def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
                           shots=components.parse_int_list(args.shots, "--shots"),
                           seeds=components.parse_int_list(args.seeds, "--seeds"))
     embed, encoder_id, audio_dim = components.audio_embedder(args.audio_encoder, device=device)
-    bridges = components.load_bridges(args.bridge or list(BRIDGE_KINDS), audio_dim=audio_dim)
+    bridges = components.load_bridges(args.bridge or list(LABEL_BANK_KINDS), audio_dim=audio_dim)
     text = text_vocabulary(plan.categories, load_text_encoder(args.text_encoder, device=device))
     detector = components.load_eval_detector(args.detector, device=device)
     described.update(audio_root=str(args.audio_root.resolve()), text_encoder=str(args.text_encoder))

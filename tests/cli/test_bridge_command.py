@@ -23,7 +23,7 @@ def test_bridge_fit_then_show(tmp_path, capsys):
     out = tmp_path / "bridge.npz"
     args = ["bridge", "fit", "--labels", str(labels), "--imagebind-weights", str(ckpt), "--clip-weights", str(clip),
             "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--holdout", "0.25", "--json"]
-    assert main(args + ["--output", str(out)]) == 0
+    assert main(args + ["--kind", "linear", "--output", str(out)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["kind"] == "linear" and report["n_pairs"] == 12 and report["n_held_out"] == 3
     bridge = load_bridge(out)
