@@ -82,16 +82,21 @@ class FrameFolderReader:
 
     def audio_blocks(self, start_s: float = 0.0) -> Iterator[AudioBlock]:
         """The audio file from ``start_s`` on, in one-second float32 blocks."""
-        from audiodetic.audio.io import AudioReader
-
         if self.audio is None:
             raise VideoDecodeError(f"{self.path}: no audio file was given with the frames")
-        with AudioReader(self.audio) as reader:
-            rate = reader.info.sample_rate
-            position = max(0, int(math.floor(start_s * rate)))
-            while position < reader.info.frames:
-                block = reader.read(position, position + rate)
-                if block.shape[1] == 0:
-                    return
-                yield AudioBlock(position, block, rate)
-                position += block.shape[1]
+        return file_audio_blocks(self.audio, start_s)
+
+
+def file_audio_blocks(path: str | os.PathLike[str], start_s: float = 0.0) -> Iterator[AudioBlock]:
+    """An audio file (anything :mod:`audiodetic.audio.io` decodes) from ``start_s`` on, in one-second blocks."""
+    from audiodetic.audio.io import AudioReader
+
+    with AudioReader(path) as reader:
+        rate = reader.info.sample_rate
+        position = max(0, int(math.floor(start_s * rate)))
+        while position < reader.info.frames:
+            block = reader.read(position, position + rate)
+            if block.shape[1] == 0:
+                return
+            yield AudioBlock(position, block, rate)
+            position += block.shape[1]

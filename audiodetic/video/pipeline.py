@@ -207,6 +207,9 @@ def detect_video(source: str | os.PathLike[str], prompts: Any = None, *, soundtr
     if not (prompts is not None or text_prompts is not None or vocabulary is not None or soundtrack):
         raise InputError("no prompts: give sound prompts, text_prompts, vocabulary and/or soundtrack=True")
     reader = open_source(source, audio=audio, frame_rate=frame_rate)
+    duration = reader.info.duration_s
+    if duration is not None and start_s >= duration:
+        raise InputError(f"start {start_s:g} s is past the end of {source} ({duration:.2f} s long)")
     if soundtrack and not reader.info.has_audio:
         raise VideoDecodeError(f"{source} has no audio stream, so the soundtrack cannot be a prompt; use named "
                                f"prompts (sounds, texts) instead, which need no audio")
