@@ -19,7 +19,12 @@ from typing import Any
 
 def add_parser(commands: Any) -> None:
     """Add ``sound-localisation`` to the ``eval`` subcommands."""
-    from audiodetic.api import DEFAULT_AUDIO_WEIGHTS, DEFAULT_BRIDGE, DEFAULT_DETECTOR, DEFAULT_TEXT_WEIGHTS
+    from audiodetic.api import (
+        DEFAULT_AUDIO_WEIGHTS,
+        DEFAULT_BRIDGE,
+        DEFAULT_DETECTOR,
+        DEFAULT_TEXT_WEIGHTS,
+    )
     from audiodetic.eval.localisation_data import DATASETS
 
     sub = commands.add_parser("sound-localisation", help="localise the sounding thing in benchmark frames (cIoU, "

@@ -24,7 +24,12 @@ from audiodetic.errors import InputError
 
 def register(subparsers: Any) -> None:
     """Add the ``video`` subcommand."""
-    from audiodetic.api import DEFAULT_AUDIO_WEIGHTS, DEFAULT_BRIDGE, DEFAULT_DETECTOR, DEFAULT_TEXT_WEIGHTS
+    from audiodetic.api import (
+        DEFAULT_AUDIO_WEIGHTS,
+        DEFAULT_BRIDGE,
+        DEFAULT_DETECTOR,
+        DEFAULT_TEXT_WEIGHTS,
+    )
 
     parser = subparsers.add_parser(
         "video", help="find the things that are sounding in a video, frame by frame",
@@ -84,7 +89,13 @@ def parse_fps(text: str) -> float | None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
-    from audiodetic.cli.detect import load_vocabulary, parse_audio, parse_input_size, parse_names, parse_text
+    from audiodetic.cli.detect import (
+        load_vocabulary,
+        parse_audio,
+        parse_input_size,
+        parse_names,
+        parse_text,
+    )
     from audiodetic.io import check_output
     from audiodetic.video.writer import check_video_suffix
 

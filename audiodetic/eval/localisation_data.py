@@ -21,10 +21,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 

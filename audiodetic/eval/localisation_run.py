@@ -21,10 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from audiodetic.eval.localisation_data import Loaded, read_mask
-from audiodetic.eval.localisation_metrics import GRID, localisation_ciou, success_rates, summarise_ciou, summarise_s4
-from audiodetic.eval.reports import markdown_table, write_csv
 from audiodetic.errors import InputError
+from audiodetic.eval.localisation_data import Loaded, read_mask
+from audiodetic.eval.localisation_metrics import (
+    GRID,
+    localisation_ciou,
+    success_rates,
+    summarise_ciou,
+    summarise_s4,
+)
+from audiodetic.eval.reports import markdown_table, write_csv
 from audiodetic.io import write_json, write_text
 from audiodetic.video import model_access
 from audiodetic.video.frame_folder import file_audio_blocks

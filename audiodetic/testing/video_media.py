@@ -229,13 +229,13 @@ def write_test_video(path: str | Path, *, duration_s: float = 6.0, fps: float = 
                      audio_duration_s=audio_span if audio else 0.0)
 
 
-def _fraction(numerator: int, denominator: int):  # noqa: ANN202 - fractions.Fraction
+def _fraction(numerator: int, denominator: int):
     from fractions import Fraction
 
     return Fraction(numerator, denominator)
 
 
-def _encode_audio(container, stream, samples: np.ndarray, sample_rate: int) -> None:  # noqa: ANN001 - PyAV objects
+def _encode_audio(container, stream, samples: np.ndarray, sample_rate: int) -> None:
     import av
 
     context = stream.codec_context

@@ -114,7 +114,7 @@ class VideoReader:
         self.converted_frames = 0
         self.info = self._probe()
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -15,7 +15,12 @@ from typing import Iterator
 
 from audiodetic.errors import InputError, MissingFileError, VideoDecodeError
 from audiodetic.video.decode import AudioBlock, SampledFrame, VideoInfo
-from audiodetic.video.sampling import TIME_TOLERANCE_S, FrameSampler, check_fps, check_span
+from audiodetic.video.sampling import (
+    TIME_TOLERANCE_S,
+    FrameSampler,
+    check_fps,
+    check_span,
+)
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -57,7 +62,7 @@ class FrameFolderReader:
             audio_codec=self.audio.suffix.lstrip(".") if self.audio is not None else None,
         )
 
-    def __enter__(self) -> "FrameFolderReader":
+    def __enter__(self) -> FrameFolderReader:
         return self
 
     def __exit__(self, *exc: object) -> None:

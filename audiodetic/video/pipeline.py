@@ -92,7 +92,7 @@ class VideoRun:
         self._embeddings: OrderedDict[int, np.ndarray] = OrderedDict()
         self._iterator = self._run()
 
-    def __iter__(self) -> "VideoRun":
+    def __iter__(self) -> VideoRun:
         return self
 
     def __next__(self) -> FrameResult:

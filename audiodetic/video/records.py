@@ -93,7 +93,7 @@ class JsonLinesWriter:
         if not self._handle.closed:
             self._handle.close()
 
-    def __enter__(self) -> "JsonLinesWriter":
+    def __enter__(self) -> JsonLinesWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

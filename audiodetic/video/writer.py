@@ -152,7 +152,7 @@ class AnnotatedVideoWriter:
         """Discard the partial file (the destination is left as it was)."""
         try:
             self._out.close()
-        except Exception:  # noqa: BLE001 - the file is being discarded anyway
+        except Exception:
             pass
         error = RuntimeError("aborted")
         self._writer.__exit__(RuntimeError, error, None)
@@ -249,5 +249,5 @@ def _can_copy(source: Any, muxer: str) -> bool:
     finally:
         try:
             probe.close()
-        except Exception:  # noqa: BLE001 - the probe file is thrown away
+        except Exception:
             pass

@@ -9,7 +9,12 @@ import numpy as np
 from PIL import Image
 
 from audiodetic.cli import main
-from audiodetic.testing.video_media import Segment, render_frame, soundtrack_samples, write_wav
+from audiodetic.testing.video_media import (
+    Segment,
+    render_frame,
+    soundtrack_samples,
+    write_wav,
+)
 
 
 def _sound(path, kind, seconds):

@@ -8,10 +8,23 @@ import numpy as np
 import pytest
 
 from audiodetic.errors import InputError, MissingFileError
-from audiodetic.eval.localisation_data import flickr_boxes, read_flickr, read_s4, read_vggss
+from audiodetic.eval.localisation_data import (
+    flickr_boxes,
+    read_flickr,
+    read_s4,
+    read_vggss,
+)
 from audiodetic.eval.localisation_metrics import (
-    ciou, f_scores, flickr_gt_map, localisation_ciou, mask_iou, median_threshold, normalise, summarise_ciou,
-    summarise_s4, vggss_gt_map,
+    ciou,
+    f_scores,
+    flickr_gt_map,
+    localisation_ciou,
+    mask_iou,
+    median_threshold,
+    normalise,
+    summarise_ciou,
+    summarise_s4,
+    vggss_gt_map,
 )
 
 

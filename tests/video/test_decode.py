@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from audiodetic.errors import MissingFileError, VideoDecodeError
-from audiodetic.testing.video_media import render_frame, write_frame_folder, write_test_video
+from audiodetic.testing.video_media import (
+    render_frame,
+    write_frame_folder,
+    write_test_video,
+)
 from audiodetic.video.decode import VideoReader
 from audiodetic.video.frame_folder import FrameFolderReader
 

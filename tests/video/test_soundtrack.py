@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from audiodetic.video.decode import AudioBlock
-from audiodetic.video.soundtrack import SILENCE_DBFS, WindowedAudio, is_silent, level_dbfs, window_key, window_span
+from audiodetic.video.soundtrack import (
+    SILENCE_DBFS,
+    WindowedAudio,
+    is_silent,
+    level_dbfs,
+    window_key,
+    window_span,
+)
 
 
 def test_levels_in_dbfs():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("supervision")
-from audiodetic.video.tracking import Tracker  # noqa: E402
+from audiodetic.video.tracking import Tracker
 
 
 def _square(k: int) -> list[float]:
