@@ -54,14 +54,15 @@ def heat_colors(values: np.ndarray) -> np.ndarray:
 
 
 def render(result: FrameResult, *, heatmap: bool = False) -> np.ndarray:
-    """The annotated frame ``(H, W, 3)`` uint8: optional heat map overlay, then masks, boxes and
+    """The annotated frame ``(H, W, 3)`` uint8: optional heat map overlay (colour by score, opacity
+    ``HEATMAP_ALPHA * score``), then masks, boxes and
     ``label #track score`` labels (colours by label and track)."""
     from audiodetic.viz import draw
 
     image = result.image
     if heatmap and result.heatmap is not None:
         cells = upsample_map(result.heatmap, image.shape[:2])
-        weight = (HEATMAP_ALPHA * (cells > 0))[..., None]
+        weight = (HEATMAP_ALPHA * np.clip(cells, 0.0, 1.0))[..., None]  # stronger where the score is higher
         image = np.clip(image * (1 - weight) + heat_colors(cells) * weight, 0, 255).astype(np.uint8)
     dets = result.detections
     if len(dets) == 0:
