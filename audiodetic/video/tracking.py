@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -49,7 +49,6 @@ class Track:
     detections: int = 0
     max_score: float = 0.0
     score_sum: float = 0.0
-    boxes: list = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"track_id": self.track_id, "label": self.label, "start_s": round(self.start_s, 4),

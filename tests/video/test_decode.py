@@ -132,3 +132,16 @@ def test_frame_folder_reads_only_sampled_frames(tmp_path):
     assert reader.converted_frames == 2 and reader.info.duration_s == 3.0
     total = sum(b.samples.shape[1] for b in reader.audio_blocks())
     assert total == 3 * 16000
+
+
+def test_a_ten_hour_file_is_not_read_to_its_end(tmp_path):
+    # 10 hours: one 16x16 frame every 10 s, a keyframe every minute (a small file that claims 36 000 s)
+    video = write_test_video(tmp_path / "ten_hours.mkv", frame_times=[10.0 * k for k in range(3600)], fps=1,
+                             size=(16, 16), audio=False, keyframe_interval=6)
+    reader = VideoReader(video.path)
+    assert reader.info.duration_s > 35_000
+    assert [f.time_s for f in reader.frames(fps=1, end_s=25)] == [0.0, 10.0, 20.0]
+    assert reader.decoded_frames == 3
+    late = VideoReader(video.path)
+    assert [f.time_s for f in late.frames(fps=1, start_s=30_000, end_s=30_025)] == [30000.0, 30010.0, 30020.0]
+    assert late.decoded_frames <= 3 + 6  # from the keyframe before 30 000 s
