@@ -31,7 +31,9 @@ TRUNCATION_TOLERANCE_S = 0.5
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a video file holds. ``width``/``height`` are of the upright frames (after ``rotation``)."""
+    """What a video file holds. ``width``/``height`` are of the upright frames, after ``rotation``: degrees
+    counter-clockwise a player turns the stored frames by (0, 90, 180 or 270; the display matrix's angle rounded
+    to a quarter turn)."""
 
     path: str
     width: int
@@ -138,7 +140,7 @@ class VideoReader:
             if first is None:
                 raise VideoDecodeError(f"{self.path}: the video stream holds no frames (a zero-length video)",
                                        time_s=0.0)
-            rotation = int(round(getattr(first, "rotation", 0) or 0))
+            rotation = (int(round((getattr(first, "rotation", 0) or 0) / 90.0)) * 90) % 360
             width, height = first.width, first.height
             if (round(rotation / 90.0) % 2) == 1:
                 width, height = height, width

@@ -53,16 +53,18 @@ def test_end_stops_decoding_and_start_seeks(tmp_path):
     assert late.decoded_frames <= 15 + 10  # from the keyframe before 50 s, not from the start
 
 
-def test_rotation_metadata_gives_upright_frames(tmp_path):
-    video = write_test_video(tmp_path / "rotated.mp4", duration_s=1.0, fps=4, rotation=90)
+@pytest.mark.parametrize("rotation, turns", [(90, 1), (180, 2), (-90, -1)])
+def test_rotation_metadata_gives_upright_frames(tmp_path, rotation, turns):
+    video = write_test_video(tmp_path / "rotated.mp4", duration_s=1.0, fps=4, rotation=rotation)
     reader = VideoReader(video.path)
-    assert reader.info.rotation == 90 and (reader.info.width, reader.info.height) == (48, 64)
+    assert reader.info.rotation == rotation % 360
+    assert (reader.info.width, reader.info.height) == ((64, 48) if turns == 2 else (48, 64))
     frame = next(reader.frames(fps=1.0))
     stored = render_frame(0.0, video.size, video.duration_s)
-    upright = np.rot90(stored, 1)  # 90 degrees counter-clockwise, as players show it
-    assert frame.rgb.shape == upright.shape == (64, 48, 3)
+    upright = np.rot90(stored, turns)  # counter-clockwise by the rotation, as players show it
+    assert frame.rgb.shape == upright.shape
     assert np.abs(frame.rgb.astype(int) - upright).mean() < 6
-    assert np.abs(frame.rgb.astype(int) - np.rot90(stored, -1)).mean() > 20
+    assert np.abs(frame.rgb.astype(int) - np.rot90(stored, turns + 2)).mean() > 20
 
 
 def test_variable_frame_rate(tmp_path):

@@ -96,6 +96,12 @@ def test_span_and_frame_folder(clip_mp4, tiny_loaded_model, tmp_path):
     assert [r.silent for r in results] == [False, False, False, False, True, True]  # WAV: exact digital silence
 
 
+def test_public_name():
+    import audiodetic
+
+    assert audiodetic.detect_video is detect_video and "detect_video" in dir(audiodetic)
+
+
 def test_bad_arguments(clip_mp4, tiny_loaded_model):
     with pytest.raises(InputError, match="no prompts"):
         detect_video(clip_mp4.path, model=tiny_loaded_model)
