@@ -15,7 +15,6 @@ from typing import Any, Callable
 from audiodetic.errors import VideoDecodeError
 from audiodetic.io import write_json
 from audiodetic.video.records import JsonLinesWriter
-from audiodetic.video.soundtrack import SILENCE_DBFS
 from audiodetic.video.writer import AnnotatedVideoWriter
 
 
@@ -40,7 +39,7 @@ def tracks_document(run: Any, *, frames: int, error: Exception | None) -> dict[s
         "width": info.width, "height": info.height, "rotation": info.rotation,
         "fps": run.fps, "start_s": run.start_s, "end_s": run.end_s, "frames": frames,
         "silent_frames": run.stats.silent_frames if run.window_s is not None else None,
-        "soundtrack_window_s": run.window_s, "silence_dbfs": SILENCE_DBFS if run.window_s is not None else None,
+        "soundtrack_window_s": run.window_s, "silence_dbfs": run.silence_dbfs if run.window_s is not None else None,
         "complete": error is None, "error": None if error is None else str(error), "tracks": run.tracks(),
     }
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,6 +33,8 @@ from audiodetic.video.tracking import Tracker
 
 HEATMAP_REGIONS = 100
 """Regions (best first, after NMS) that make up the soundtrack heat map."""
+RECENT_WINDOWS = 8
+"""Soundtrack embeddings kept by window (frames that share a window reuse its embedding)."""
 
 
 @dataclass
@@ -46,7 +48,6 @@ class RunStats:
     frames: int = 0
     silent_frames: int = 0
     windows_encoded: int = 0
-    extra: dict = field(default_factory=dict)
 
     def shares(self) -> dict[str, float]:
         """Each part's share of the total time (decoding, audio encoding, detection, tracking)."""
@@ -125,7 +126,7 @@ class VideoRun:
             self.stats.audio_s += time.perf_counter() - started
             self.stats.windows_encoded += 1
             self._embeddings[window.key] = row
-            while len(self._embeddings) > 8:
+            while len(self._embeddings) > RECENT_WINDOWS:
                 self._embeddings.popitem(last=False)
         return row, window.level_dbfs, False
 
