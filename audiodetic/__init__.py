@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "detect": "audiodetic.api",
+    "detect_video": "audiodetic.video.pipeline",
     "load": "audiodetic.api",
     "list_models": "audiodetic.api",
     "AudiodeticModel": "audiodetic.model",

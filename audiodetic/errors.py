@@ -47,3 +47,12 @@ class AudioDecodeError(InputError):
 
 class VocabularyError(InputError):
     """A vocabulary is malformed or does not match the space/dimension it is used with."""
+
+
+class VideoDecodeError(InputError):
+    """A video source cannot be opened or decoded, lacks a needed stream, or is damaged part-way
+    (``time_s``: seconds decoded correctly before the damage, when known)."""
+
+    def __init__(self, message: str, *, time_s: float | None = None) -> None:
+        super().__init__(message)
+        self.time_s = time_s

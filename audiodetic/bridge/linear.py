@@ -21,7 +21,14 @@ from typing import Any, Mapping
 import numpy as np
 
 from audiodetic.bridge._common import (
-    FitReport, as_matrix, check_pairs, finish_output, load_npz, retrieval_scores, save_npz, split_indices,
+    FitReport,
+    as_matrix,
+    check_pairs,
+    finish_output,
+    load_npz,
+    retrieval_scores,
+    save_npz,
+    split_indices,
     train_stats,
 )
 from audiodetic.errors import CheckpointError, InputError

@@ -15,7 +15,7 @@ from audiodetic import __version__
 from audiodetic.errors import AudiodeticError
 
 # Modules in the order their commands appear in --help. ``download`` also registers ``models``.
-SUBCOMMAND_MODULES = ("detect", "embed", "bridge", "download", "eval", "demo")
+SUBCOMMAND_MODULES = ("detect", "video", "embed", "bridge", "download", "eval", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@
         [--shard I/N] [--max-images N] [--score-threshold 0.02] [--max-detections 300] ...
     audiodetic eval coco|lvis --annotations FILE.json --predictions RESULTS.json --output DIR
     audiodetic eval merge --output DIR [--inputs DIR ...]
+    audiodetic eval sound-localisation --dataset vggss|flickr|s4 --data DIR [--annotations ...] --output DIR
 
 Under ``torchrun`` each process runs one shard on ``cuda:LOCAL_RANK`` and rank 0 merges (see
 :mod:`audiodetic.eval.sharding`).
@@ -27,7 +28,7 @@ from audiodetic.errors import InputError, MissingFileError
 
 def register(subparsers: Any) -> None:
     """Add ``eval`` with its ``coco``, ``lvis`` and ``merge`` subcommands."""
-    parser = subparsers.add_parser("eval", help="COCO/LVIS evaluation and the sound-prompt benchmark",
+    parser = subparsers.add_parser("eval", help="COCO/LVIS evaluation, the sound-prompt benchmark, sound localisation",
                                    description="Evaluate a detector on COCO or LVIS (box and mask AP), score a "
                                                "results file, merge shards, or benchmark sound prompts.")
     commands = parser.add_subparsers(dest="eval_command", metavar="DATASET", required=True)
@@ -43,6 +44,9 @@ def register(subparsers: Any) -> None:
     merge.add_argument("--annotations", type=Path, help="annotation file (default: the one in run.json)")
     merge.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     merge.set_defaults(func=run_merge)
+    from audiodetic.cli import eval_localisation
+
+    eval_localisation.add_parser(commands)
 
 
 def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
