@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from filelock import FileLock
@@ -135,8 +136,11 @@ def _resolve_local(path: Path, pin: str | None, original: str) -> Path:
 def _hash(path: Path, progress: bool) -> str:
     size = path.stat().st_size
     show = progress and size >= _HASH_PROGRESS_MIN_BYTES
+    if show and not sys.stderr.isatty():  # a log gets one line, not a bar's carriage returns and blank line
+        print(f"audiodetic: verifying {path.name} ({size / 2 ** 20:.0f} MiB)", file=sys.stderr)
+        show = False
     with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=f"verifying {path.name}",
-              disable=not show, leave=False) as bar:
+              disable=not show, leave=False, file=sys.stderr) as bar:
         return sha256_file(path, on_chunk=bar.update)
 
 
@@ -150,15 +154,15 @@ def _check_cached(model: ModelFile, dest: Path, manifest: Manifest, pin: str | N
     unchanged = entry is not None and entry.matches_stat(stat) and not full
     actual = entry.sha256 if unchanged and entry is not None else _hash(dest, progress)
     if pin is not None:
-        expected, source = pin, "pinned"
+        expected, source = pin, "the pinned sha256"
     elif model.sha256 is not None:
-        expected, source = model.sha256, "published"
+        expected, source = model.sha256, "the published sha256"
     elif entry is not None:
-        expected, source = entry.sha256, f"recorded in {manifest.path} at first download"
+        expected, source = entry.sha256, f"the sha256 recorded at its first download (in {manifest.path})"
     else:
         expected, source = None, ""
     if expected is not None and actual != expected:
-        return f"sha256 is {actual}, the {source} sha256 is {expected}"
+        return f"its sha256 is {actual} but {source} is {expected}"
     if not unchanged or (pin is not None and entry is not None and not entry.pinned):
         manifest.record(model.filename, ManifestEntry(
             sha256=actual, size=stat.st_size, mtime_ns=stat.st_mtime_ns, url=model.url,
@@ -193,16 +197,21 @@ def _resolve_known(model: ModelFile, cache_dir: str | os.PathLike[str] | None, o
             problem = _check_cached(model, dest, manifest, pin, full_check, progress)
             if problem is None:
                 return dest
+            if offline_mode:  # it cannot be fetched again: keep it, out of the way, for the user to judge
+                aside = _set_aside(dest)
+                raise WeightsNotFoundError(f"cached {dest} failed verification: {problem}. It was kept aside as "
+                                           f"{aside} (offline mode: it cannot be downloaded again).\n"
+                                           + _offline_message(model, dest, pin))
             dest.unlink()  # its manifest record stays: the new download must match it (unless pinned otherwise)
-            message = f"removed cached {dest}: {problem}"
-            if offline_mode:
-                raise WeightsNotFoundError(message + "\n" + _offline_message(model, dest, pin))
-            print(f"audiodetic: {message}; downloading it again", file=sys.stderr)
+            print(f"audiodetic: removed cached {dest}: {problem}; downloading it again", file=sys.stderr)
         entry = manifest.get(model.filename)
         expected = pin or model.sha256 or (entry.sha256 if entry is not None else None)
         url = mirror_url(model.url)
-        digest, size = download_file(url, dest, sha256=expected, size=model.size, progress=progress,
-                                     timeout=download_timeout(timeout), description=model.filename)
+        try:
+            digest, size = download_file(url, dest, sha256=expected, size=model.size, progress=progress,
+                                         timeout=download_timeout(timeout), description=model.filename)
+        except DownloadError as error:
+            raise DownloadError(f"{error}\n{_placing_help(model, dest, pin)}") from None
         stat = dest.stat()
         manifest.record(model.filename, ManifestEntry(
             sha256=digest, size=size, mtime_ns=stat.st_mtime_ns, url=url,
@@ -213,17 +222,29 @@ def _resolve_known(model: ModelFile, cache_dir: str | os.PathLike[str] | None, o
         lock.release()
 
 
-def _offline_message(model: ModelFile, dest: Path, pin: str | None) -> str:
+def _set_aside(path: Path) -> Path:
+    """Rename a rejected cached file to ``<name>.rejected-<UTC time>`` beside it; returns the new path."""
+    aside = path.with_name(f"{path.name}.rejected-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    os.replace(path, aside)
+    return aside
+
+
+def _placing_help(model: ModelFile, dest: Path, pin: str | None) -> str:
+    """What a user can do when a model file cannot be downloaded: where it goes and the other ways to provide it."""
     url = mirror_url(model.url)
     via_mirror = f" (through the mirror: {url})" if url != model.url else ""
     digest = pin or model.sha256
     check = f" Its sha256 must be {digest}." if digest else ""
     return (
-        f"model file {model.filename!r} ({model.name}) is not in the cache and offline mode is on "
-        f"(offline=True or {ENV_OFFLINE}=1), so it was not downloaded.\n"
         f"  looked for: {dest}\n"
         f"  download URL: {model.url}{via_mirror}\n"
-        f"  to place it by hand: download that URL on a machine with network access and copy the file to {dest} "
-        f"(or set AUDIODETIC_CACHE to a directory holding {model.filename}, or pass the file's path instead of "
-        f"the name).{check}"
+        f"  to place it by hand: download that URL on a machine with network access and copy the file to {dest}, "
+        f"or set AUDIODETIC_CACHE to a directory holding {model.filename}, or pass the file's path instead of the "
+        f"name (e.g. --detector PATH, --audio-weights PATH).{check}\n"
+        f"  {ENV_OFFLINE}=1 makes audiodetic use only files already present and never touch the network."
     )
+
+
+def _offline_message(model: ModelFile, dest: Path, pin: str | None) -> str:
+    return (f"model file {model.filename!r} ({model.name}) is not in the cache and offline mode is on "
+            f"(offline=True or {ENV_OFFLINE}=1), so it was not downloaded.\n" + _placing_help(model, dest, pin))

@@ -175,10 +175,14 @@ def test_pin_argument_is_recorded_and_enforced(server, weights_env):
     path = resolve(model, cache_dir=cache, progress=False, sha256=SHA.upper())
     entry = json.loads((cache / MANIFEST_NAME).read_text())["files"]["tiny.bin"]
     assert entry["pinned"] is True and entry["sha256"] == SHA
-    # a different pin for the cached file: offline, the file is rejected and removed, not silently used
-    with pytest.raises(WeightsNotFoundError, match="removed cached"):
+    # a different pin for the cached file: offline, the file is rejected (never silently used) and kept aside,
+    # since it cannot be downloaded again
+    with pytest.raises(WeightsNotFoundError, match=r"failed verification: its sha256 is .* but the pinned sha256 is "
+                                                   r"(cd)+\. It was kept aside as .*tiny\.bin\.rejected-"):
         resolve(model, cache_dir=cache, progress=False, offline=True, sha256="cd" * 32)
     assert not path.exists()
+    kept = list(cache.glob("tiny.bin.rejected-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == DATA
 
 
 def test_pin_from_environment(server, weights_env, monkeypatch):

@@ -160,3 +160,28 @@ def test_connection_refused_is_a_download_error(weights_env):
                       architecture="none")
     with pytest.raises(DownloadError, match="cannot connect"):
         resolve(model, cache_dir=weights_env / "c", progress=False, timeout=2)
+
+
+def test_a_failed_download_says_where_the_file_goes_and_the_other_ways_to_provide_it(server, weights_env):
+    model = tiny_model(server)
+    server.faults[PATH] = Fault(status=503)
+    cache = weights_env / "cache"
+    with pytest.raises(DownloadError) as info:
+        resolve(model, cache_dir=cache, progress=False)
+    message = str(info.value)
+    for part in (model.url, f"looked for: {cache / 'tiny.bin'}", "to place it by hand", "AUDIODETIC_CACHE",
+                 "--detector PATH", "AUDIODETIC_OFFLINE=1"):
+        assert part in message, part
+
+
+def test_verifying_a_large_file_writes_one_line_to_a_log(server, weights_env, monkeypatch, capsys):
+    import audiodetic.weights as weights_module
+
+    cache = weights_env / "cache"
+    path = resolve(tiny_model(server), cache_dir=cache, progress=False)
+    with open(path, "r+b") as handle:  # same bytes, new mtime: verified again by hashing
+        handle.write(DATA[:4])
+    monkeypatch.setattr(weights_module, "_HASH_PROGRESS_MIN_BYTES", 1)
+    resolve(tiny_model(server), cache_dir=cache, progress=True)
+    err = capsys.readouterr().err  # pytest's captured stderr is not a terminal
+    assert err == "audiodetic: verifying tiny.bin (0 MiB)\n"
