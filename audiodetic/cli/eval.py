@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
     from audiodetic.eval import components
-    from audiodetic.eval.pipeline import evaluate, run_sound_benchmark
+    from audiodetic.eval.pipeline import check_resume, evaluate, run_sound_benchmark
     from audiodetic.eval.runner import Variant
     from audiodetic.eval.sharding import Shard, device_for, distributed_env
     from audiodetic.eval.vocabularies import (
@@ -148,15 +148,15 @@ def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
                   plots=not args.no_plots, merge_timeout_s=args.merge_timeout)
     described = {"detector": str(args.detector)}
     if args.audio_map is None:
+        described["vocabulary"] = {"text": f"text:{args.text_encoder}", "builtin": f"builtin:{args.kind}"}.get(
+            args.vocabulary) or str(Path(args.vocabulary).resolve())
+        check_resume(args.output, dataset, settings, overwrite=args.overwrite, **described)  # before models load
         if args.vocabulary == "text":
             vocabulary = text_vocabulary(dataset.category_names, load_text_encoder(args.text_encoder, device=device))
-            described["vocabulary"] = f"text:{args.text_encoder}"
         elif args.vocabulary == "builtin":
             vocabulary = builtin_dataset_vocabulary(args.kind, dataset.category_names)
-            described["vocabulary"] = f"builtin:{args.kind}"
         else:
             vocabulary = matrix_vocabulary(args.vocabulary, dataset.category_names)
-            described["vocabulary"] = str(Path(args.vocabulary).resolve())
         detector = components.load_eval_detector(args.detector, device=device)
         scores = evaluate(detector, dataset, {"main": Variant(vocabulary, dataset.category_ids)}, args.output,
                           described=described, **common)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from audiodetic import io
+from audiodetic.errors import InputError
 from audiodetic.eval.datasets import EvalDataset
 from audiodetic.eval.reports import write_report
 from audiodetic.eval.runner import (
@@ -61,6 +62,25 @@ def run_info(dataset: EvalDataset, variants: Mapping[str, Variant], settings: Ru
             "settings": asdict(settings),
             "variants": {name: variant.fingerprint() for name, variant in variants.items()},
             **described}
+
+
+def check_resume(output_dir: Path, dataset: EvalDataset, settings: RunSettings, *, overwrite: bool,
+                 **described: Any) -> None:
+    """Refuse, before any model loads, to resume into ``output_dir`` when its ``run.json`` differs in what is known
+    already (dataset, settings, ``described``). Vocabulary fingerprints are compared later, once encoded."""
+    path = output_dir / "run.json"
+    if overwrite or not path.is_file():
+        return
+    try:
+        existing = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path} is unreadable ({error}); use a new --output or --overwrite") from None
+    known = json.loads(json.dumps(run_info(dataset, {}, settings, **described)))
+    known.pop("variants")
+    changed = sorted(key for key, value in known.items() if existing.get(key) != value)
+    if changed:
+        raise InputError(f"{output_dir} holds a different run (differs in {changed}); use a new --output or "
+                         "--overwrite to start over")
 
 
 def score_and_report(dataset: EvalDataset, results: list[dict[str, Any]], folder: Path, *, title: str,

@@ -26,7 +26,7 @@ def test_predictions_file_is_scored_without_a_model(kind: str, tmp_path: Path, c
     assert metrics["predictions"] == str(predictions)
 
 
-def test_sharded_cli_run_merges_to_the_whole_run(tmp_path: Path, capsys) -> None:
+def test_sharded_cli_run_merges_to_the_whole_run(tmp_path: Path, capsys, monkeypatch) -> None:
     from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
 
     annotations, images = make_dataset(tmp_path / "data", "coco", num_images=3, seed=2)
@@ -47,7 +47,14 @@ def test_sharded_cli_run_merges_to_the_whole_run(tmp_path: Path, capsys) -> None
     for iou_type in ("bbox", "segm"):
         assert json.loads((tmp_path / "sharded/main/metrics.json").read_text())[iou_type]["summary"] == \
             json.loads((tmp_path / "whole/main/metrics.json").read_text())[iou_type]["summary"]
-    # a second run into the same folder with other settings is refused, naming what differs
+    # a second run into the same folder with other settings is refused, naming what differs - before any model
+    # is loaded (a checkpoint that does not exist is never opened)
+    import audiodetic.eval.components as components
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("the detector was loaded before the settings were compared")
+
+    monkeypatch.setattr(components, "load_eval_detector", must_not_load)
     assert main([*common, "--max-detections", "7", "--output", str(tmp_path / "whole")]) == 1
     assert "differs in ['settings']" in capsys.readouterr().err
 
