@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from audiodetic import __version__
+from audiodetic.cli.help import CommandParser
 from audiodetic.errors import AudiodeticError
 
 # Modules in the order their commands appear in --help. ``download`` also registers ``models``.
@@ -19,7 +20,7 @@ SUBCOMMAND_MODULES = ("detect", "video", "embed", "bridge", "download", "eval", 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="audiodetic",
         description="Find and segment the things in a picture that make a given sound.",
     )

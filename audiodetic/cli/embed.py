@@ -28,21 +28,25 @@ def register(subparsers: Any) -> None:
 
     audio = kinds.add_parser("audio", help="embed audio files (ImageBind by default)")
     audio.add_argument("files", nargs="+", type=Path, metavar="FILE", help="audio files (WAV, FLAC, OGG, MP3, ...)")
-    audio.add_argument("--encoder", choices=("imagebind", "wav2clip"), default="imagebind")
+    audio.add_argument("--encoder", choices=("imagebind", "wav2clip"), default="imagebind",
+                       help="ImageBind's audio tower (1024-d) or Wav2CLIP (512-d, CLIP image space)")
     audio.add_argument("--weights", default=None, metavar="PATH_OR_NAME",
                        help="checkpoint path or model name (default: imagebind_huge / wav2clip)")
     audio.add_argument("--downmix", action="store_true", help="average all channels (default: first channel, "
                        "as upstream ImageBind)")
-    audio.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.npy")
+    audio.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.npy",
+                       help="the (A, D) float32 matrix, one row per file in order")
 
     text = kinds.add_parser("text", help="embed text phrases (ImageBind or CLIP ViT-B/32 text tower)")
-    text.add_argument("phrases", nargs="+", metavar="PHRASE")
-    text.add_argument("--encoder", choices=("imagebind", "clip"), required=True)
+    text.add_argument("phrases", nargs="+", metavar="PHRASE", help="phrases to embed (quote those with spaces)")
+    text.add_argument("--encoder", choices=("imagebind", "clip"), required=True,
+                      help="ImageBind's text tower (1024-d) or CLIP ViT-B/32's (512-d, the detector's space)")
     text.add_argument("--weights", default=None, metavar="PATH_OR_NAME",
                       help="checkpoint path or model name (default: imagebind_huge / clip-vit-b32)")
     text.add_argument("--template", default=None,
                       help="CLIP prompt template with {} for the phrase (default: Detic's 'a {}')")
-    text.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.npy")
+    text.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.npy",
+                      help="the (T, D) float32 matrix, one row per phrase in order")
     parser.set_defaults(func=run)
 
 

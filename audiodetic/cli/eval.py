@@ -33,8 +33,7 @@ def register(subparsers: Any) -> None:
                                                "results file, merge shards, or benchmark sound prompts.")
     commands = parser.add_subparsers(dest="eval_command", metavar="DATASET", required=True)
     for kind in ("coco", "lvis"):
-        sub = commands.add_parser(kind, help=f"evaluate on a {kind.upper()}-format annotation file",
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        sub = commands.add_parser(kind, help=f"evaluate on a {kind.upper()}-format annotation file")
         _add_run_arguments(sub)
         sub.set_defaults(func=run, kind=kind)
     merge = commands.add_parser("merge", help="merge finished shards, score them and write the reports")

@@ -19,29 +19,24 @@ from typing import Any
 
 def add_parser(commands: Any) -> None:
     """Add ``sound-localisation`` to the ``eval`` subcommands."""
-    from audiodetic.api import DEFAULT_AUDIO_WEIGHTS, DEFAULT_BRIDGE, DEFAULT_DETECTOR, DEFAULT_TEXT_WEIGHTS
+    from audiodetic.cli.options import add_model_options, add_progress_option
     from audiodetic.eval.localisation_data import DATASETS
 
     sub = commands.add_parser("sound-localisation", help="localise the sounding thing in benchmark frames (cIoU, "
-                                                         "AUC; S4 mIoU, F-score)",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    sub.add_argument("--dataset", required=True, choices=DATASETS)
+                                                         "AUC; S4 mIoU, F-score)")
+    sub.add_argument("--dataset", required=True, choices=DATASETS, help="the benchmark's annotation layout")
     sub.add_argument("--annotations", type=Path, help="vggss.json, or the Flickr-SoundNet XML folder")
     sub.add_argument("--data", type=Path, required=True,
                      help="media root: frames/ and audio/ (VGG-SS, Flickr), or the S4 data folder")
     sub.add_argument("--meta", type=Path, help="S4: s4_meta_data.csv (default: beside --data)")
     sub.add_argument("--split", default="test", help="S4 split")
     sub.add_argument("--output", type=Path, required=True, help="report folder")
-    sub.add_argument("--detector", default=DEFAULT_DETECTOR)
-    sub.add_argument("--audio-weights", default=DEFAULT_AUDIO_WEIGHTS)
-    sub.add_argument("--bridge", default=DEFAULT_BRIDGE)
-    sub.add_argument("--text-weights", default=DEFAULT_TEXT_WEIGHTS, help="CLIP text weights (to fit a bridge)")
-    sub.add_argument("--device", default="cpu")
+    add_model_options(sub, half=False)
     sub.add_argument("--input-size", metavar="MIN,MAX", help="detector resize (default: the detector's)")
     sub.add_argument("--max-samples", type=int, help="only the first N samples")
     sub.add_argument("--skip-missing", action="store_true", help="leave out samples whose files are missing")
-    sub.add_argument("--no-plots", action="store_true")
-    sub.add_argument("--no-progress", action="store_true")
+    sub.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_progress_option(sub)
     sub.set_defaults(func=run)
 
 

@@ -24,7 +24,7 @@ from audiodetic.errors import InputError, MissingFileError
 
 def register(subparsers: Any) -> None:
     """Add the ``video`` subcommand."""
-    from audiodetic.api import DEFAULT_AUDIO_WEIGHTS, DEFAULT_BRIDGE, DEFAULT_DETECTOR, DEFAULT_TEXT_WEIGHTS
+    from audiodetic.cli.options import add_model_options, add_progress_option, add_prompt_options
 
     parser = subparsers.add_parser(
         "video", help="find the things that are sounding in a video, frame by frame",
@@ -42,30 +42,22 @@ def register(subparsers: Any) -> None:
     prompts = parser.add_argument_group("prompts (any mix; at least one)")
     prompts.add_argument("--soundtrack", action="store_true",
                          help="use the video's own audio around each frame as a prompt named 'soundtrack'")
-    prompts.add_argument("--audio", action="append", default=[], metavar="NAME=FILE", help="a sound prompt")
-    prompts.add_argument("--text", action="append", default=[], metavar="NAME", help="a text prompt")
-    prompts.add_argument("--vocabulary", metavar="FILE", help="class embeddings (.npy (C, 512) or .npz)")
-    prompts.add_argument("--names", metavar="A,B,C", help="names of the --vocabulary rows")
+    add_prompt_options(prompts)
     timing = parser.add_argument_group("time")
-    timing.add_argument("--fps", default="2", help="frames sampled per second, or 'all' (default 2)")
-    timing.add_argument("--start", type=float, default=0.0, metavar="S", help="start time in seconds (default 0)")
+    timing.add_argument("--fps", default="2", help="frames sampled per second, or 'all'")
+    timing.add_argument("--start", type=float, default=0.0, metavar="S", help="start time in seconds")
     timing.add_argument("--end", type=float, metavar="S", help="end time in seconds (default: the end)")
     timing.add_argument("--frame-rate", type=float, metavar="FPS", help="frame rate of a folder of frames")
     timing.add_argument("--audio-file", metavar="FILE", help="the soundtrack of a folder of frames")
-    models = parser.add_argument_group("models")
-    models.add_argument("--detector", default=DEFAULT_DETECTOR, metavar="NAME_OR_PATH")
-    models.add_argument("--bridge", default=DEFAULT_BRIDGE, metavar="KIND_OR_FILE")
-    models.add_argument("--audio-weights", default=DEFAULT_AUDIO_WEIGHTS, metavar="NAME_OR_PATH")
-    models.add_argument("--text-weights", default=DEFAULT_TEXT_WEIGHTS, metavar="NAME_OR_PATH")
-    models.add_argument("--device", default="cpu")
-    models.add_argument("--half", action="store_true", help="float16 inference (CUDA only)")
-    parser.add_argument("--score-threshold", type=float, default=0.5, metavar="T")
+    add_model_options(parser.add_argument_group("models"))
+    parser.add_argument("--score-threshold", type=float, default=0.5, metavar="T",
+                        help="keep detections scoring strictly above T")
     parser.add_argument("--input-size", metavar="MIN,MAX", help="detector resize (e.g. 640,640)")
-    parser.add_argument("--max-detections", type=int, default=100, metavar="N", help="per frame (default 100)")
-    parser.add_argument("--no-masks", action="store_true")
+    parser.add_argument("--max-detections", type=int, default=100, metavar="N", help="detections kept per frame")
+    parser.add_argument("--no-masks", action="store_true", help="skip instance masks")
     parser.add_argument("--no-tracking", action="store_true", help="do not link detections into tracks")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    parser.add_argument("--no-progress", action="store_true")
+    add_progress_option(parser)
     parser.set_defaults(func=run)
 
 
