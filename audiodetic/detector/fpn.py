@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audiodetic.detector.kernels import Conv3x3
+from audiodetic.detector.kernels import Conv1x1, Conv3x3
 
 __all__ = ["FPN", "upsample_to"]
 
@@ -54,7 +54,7 @@ class FPN(nn.Module):
             raise ValueError(f"out_channels must be positive, got {out_channels!r}")
         self.in_channels = in_channels
         self.out_channels = int(out_channels)
-        self.lateral_convs = nn.ModuleList(nn.Conv2d(c, out_channels, kernel_size=1) for c in in_channels)
+        self.lateral_convs = nn.ModuleList(Conv1x1(c, out_channels) for c in in_channels)
         self.output_convs = nn.ModuleList(
             Conv3x3(out_channels, out_channels) for _ in in_channels
         )

@@ -21,6 +21,7 @@ from torchvision.ops import batched_nms
 
 from audiodetic.detector.boxes import MultiLevelROIAlign, apply_deltas, clip_boxes
 from audiodetic.detector.config import DetectorConfig
+from audiodetic.detector.kernels import linear
 from audiodetic.detector.masks import MaskHead
 
 
@@ -34,7 +35,7 @@ class BoxHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(x, start_dim=1)
-        return torch.relu(self.fc2(torch.relu(self.fc1(x))))
+        return linear(self.fc2, linear(self.fc1, x, activation="relu"), activation="relu")
 
 
 class ZeroShotProjection(nn.Module):
@@ -46,7 +47,7 @@ class ZeroShotProjection(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, dim)`` box features -> ``(N, embed_dim)`` unit-L2 region embeddings."""
-        return F.normalize(self.linear(x), p=2, dim=1)
+        return F.normalize(linear(self.linear, x), p=2, dim=1)
 
 
 class BoxPredictor(nn.Module):
@@ -56,6 +57,10 @@ class BoxPredictor(nn.Module):
         super().__init__()
         self.cls_score = ZeroShotProjection(dim, embed_dim)
         self.bbox_pred = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, 4))
+
+    def deltas(self, x: torch.Tensor) -> torch.Tensor:
+        """``bbox_pred(x)``: ``(N, dim)`` box features -> ``(N, 4)`` class-agnostic box deltas."""
+        return linear(self.bbox_pred[2], linear(self.bbox_pred[0], x, activation="relu"))
 
 
 @dataclass
@@ -137,7 +142,7 @@ class CascadeROIHeads(nn.Module):
             x = head(self.box_pooler(features, boxes))
             embeddings.append(predictor.cls_score(x))
             boxes = apply_deltas(
-                predictor.bbox_pred(x), boxes, self.config.cascade_bbox_reg_weights[stage], self.config.bbox_scale_clamp
+                predictor.deltas(x), boxes, self.config.cascade_bbox_reg_weights[stage], self.config.bbox_scale_clamp
             )
         return RegionEncoding(
             boxes=boxes, embeddings=torch.stack(embeddings), proposal_scores=proposal_scores, image_size=image_size
