@@ -9,7 +9,8 @@ import math
 from typing import Sequence
 
 import torch
-from torchvision.ops import roi_align
+
+from audiodetic.detector.vision_ops import roi_align
 
 
 def apply_deltas(
@@ -105,6 +106,6 @@ class MultiLevelROIAlign:
             indices = torch.nonzero(levels == level, as_tuple=True)[0]
             if indices.numel() == 0:
                 continue
-            pooled = roi_align(feature, rois[indices].to(feature.dtype), (size, size), scale, 0, True)
+            pooled = roi_align(feature, rois[indices].to(feature.dtype), size, scale, 0, True)
             output.index_put_((indices,), pooled)
         return output

@@ -11,9 +11,9 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torchvision.ops import batched_nms
 
 from audiodetic.detector.kernels import Conv3x3
+from audiodetic.detector.vision_ops import batched_nms
 
 
 class Scale(nn.Module):

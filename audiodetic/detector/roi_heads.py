@@ -17,12 +17,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms
 
 from audiodetic.detector.boxes import MultiLevelROIAlign, apply_deltas, clip_boxes
 from audiodetic.detector.config import DetectorConfig
 from audiodetic.detector.kernels import linear
 from audiodetic.detector.masks import MaskHead
+from audiodetic.detector.vision_ops import batched_nms
 
 
 class BoxHead(nn.Module):
