@@ -42,7 +42,8 @@ def relative_position_index(window_size: int) -> Tensor:
     Token ``n`` of a window sits at row ``n // w``, column ``n % w``; the pair ``(i, j)`` looks up
     ``(dy + w - 1) * (2w - 1) + (dx + w - 1)`` with ``dy = row_i - row_j``, ``dx = col_i - col_j``.
     """
-    rows, cols = torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")
+    steps = torch.arange(window_size, device="cpu")  # a real tensor even under torch.device("meta") (convert.py)
+    rows, cols = torch.meshgrid(steps, steps, indexing="ij")
     rows, cols = rows.flatten(), cols.flatten()
     dy = rows[:, None] - rows[None, :] + window_size - 1
     dx = cols[:, None] - cols[None, :] + window_size - 1
