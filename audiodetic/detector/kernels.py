@@ -41,7 +41,7 @@ from torch import nn
 
 __all__ = [
     "MIN_BATCH", "MIN_GEMM_MACS", "MIN_PIXELS", "Conv1x1", "Conv3x3", "conv1x1", "conv3x3", "fast_kernels_enabled",
-    "gemm", "linear", "nnpack_enabled", "onednn_suits",
+    "gemm", "linear", "multihead_attention", "nnpack_enabled", "onednn_suits",
 ]
 
 MIN_PIXELS = 1500
@@ -217,3 +217,36 @@ class Conv1x1(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return conv1x1(self, x)
+
+
+def multihead_attention(
+    attn: nn.MultiheadAttention, x: torch.Tensor, *, attn_mask: torch.Tensor | None = None,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Self-attention ``attn(x, x, x, need_weights=False, attn_mask=attn_mask)[0]`` (``+ residual``).
+
+    ``x``: sequence-first ``(L, B, D)`` (``batch_first=False``, packed ``in_proj_weight``); ``attn_mask``: float
+    ``(L, L)`` added to the logits; returns ``(L, B, D)``. On oneDNN the in/out projections are :func:`gemm` calls
+    (the residual fused into the second) around ``F.scaled_dot_product_attention``, with ``bias_k``/``bias_v``
+    appended as one extra key/value position and the mask padded with a zero column for it, as the module does;
+    otherwise the module itself runs.
+    """
+    usable = not attn.batch_first and not attn.training and attn._qkv_same_embed_dim and x.dim() == 3
+    if not (usable and onednn_suits(x, attn.in_proj_weight)):
+        out = attn(x, x, x, need_weights=False, attn_mask=attn_mask)[0]
+        return out if residual is None else residual + out
+    length, batch, dim = x.shape
+    heads = attn.num_heads
+    q, k, v = gemm(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+    if attn.bias_k is not None and attn.bias_v is not None:
+        k = torch.cat([k, attn.bias_k.expand(1, batch, dim)])
+        v = torch.cat([v, attn.bias_v.expand(1, batch, dim)])
+        if attn_mask is not None:
+            attn_mask = F.pad(attn_mask, (0, 1))
+
+    def heads_first(t: torch.Tensor) -> torch.Tensor:  # (L, B, D) -> (B, heads, L, D / heads)
+        return t.reshape(t.shape[0], batch, heads, dim // heads).permute(1, 2, 0, 3)
+
+    out = F.scaled_dot_product_attention(heads_first(q), heads_first(k), heads_first(v), attn_mask=attn_mask)
+    out = out.permute(2, 0, 1, 3).reshape(length, batch, dim)
+    return gemm(out, attn.out_proj.weight, attn.out_proj.bias, residual=residual)

@@ -162,3 +162,19 @@ def test_conv1x1_disabled_by_environment_is_exact(monkeypatch: pytest.MonkeyPatc
     x = torch.randn(1, 64, 37, 51)
     with torch.inference_mode():
         assert torch.equal(conv(x), F.conv2d(x, conv.weight, conv.bias))
+
+
+@pytest.mark.parametrize("bias_kv", [True, False])
+@pytest.mark.parametrize("masked", [True, False])
+def test_multihead_attention_matches_the_module(bias_kv: bool, masked: bool) -> None:
+    torch.manual_seed(5)
+    attn = torch.nn.MultiheadAttention(128, 4, bias=True, add_bias_kv=bias_kv).eval().requires_grad_(False)
+    if bias_kv:
+        torch.nn.init.normal_(attn.bias_k, std=0.5)
+        torch.nn.init.normal_(attn.bias_v, std=0.5)
+    x, residual = torch.randn(60, 3, 128), torch.randn(60, 3, 128)
+    mask = torch.full((60, 60), float("-inf")).triu(1) if masked else None
+    with torch.inference_mode():
+        ours = kernels.multihead_attention(attn, x, attn_mask=mask, residual=residual)
+        reference = residual + attn(x, x, x, need_weights=False, attn_mask=mask)[0]
+    torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5)
