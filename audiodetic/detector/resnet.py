@@ -42,7 +42,7 @@ class FrozenBatchNorm2d(nn.Module):
         self.register_buffer("weight", torch.ones(num_features))
         self.register_buffer("bias", torch.zeros(num_features))
         self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_var", torch.ones(num_features) - eps)
+        self.register_buffer("running_var", torch.full((num_features,), 1.0 - eps))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.batch_norm(

@@ -20,8 +20,14 @@ def _boxes(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return torch.cat([corners, corners + sizes], dim=1), scores, classes
 
 
-def test_importing_the_detector_does_not_import_torchvision() -> None:
-    code = ("import sys; import audiodetic.detector.model, audiodetic.detector.convert; "
+def test_loading_and_detecting_import_neither_torchvision_nor_dynamo() -> None:
+    """Both cost about as long as importing torch (a cold start): no detector step may pull them in."""
+    code = ("import sys, numpy as np; from audiodetic.detector.convert import load_detector; "
+            "from audiodetic.testing.detic_checkpoints import make_detic_state_dict; "
+            "detector = load_detector(make_detic_state_dict('tiny-swin', seed=0)); "
+            "load_detector(make_detic_state_dict('tiny', seed=0)).detect(np.zeros((64, 80, 3), np.uint8), "
+            "np.ones((2, detector.config.embed_dim), np.float32)); "
+            "detector.detect(np.zeros((64, 80, 3), np.uint8), np.ones((2, detector.config.embed_dim), np.float32)); "
             "print('torchvision' in sys.modules, 'torch._dynamo' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
