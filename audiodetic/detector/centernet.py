@@ -75,8 +75,9 @@ def _level_candidates(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Candidate boxes ``(n, 4)`` and heatmap probabilities ``(n,)`` of one level of one image."""
     _, _, height, width = heatmap_logits.shape
-    heatmap = heatmap_logits.sigmoid()[0].permute(1, 2, 0).reshape(-1, 1)  # (HW, 1)
-    deltas = (regression * stride)[0].permute(1, 2, 0).reshape(-1, 4)  # (HW, 4) in pixels
+    # decoded in float32 also when the head ran under float16 autocast (NMS needs one dtype; pixels need the range)
+    heatmap = heatmap_logits.float().sigmoid()[0].permute(1, 2, 0).reshape(-1, 1)  # (HW, 1)
+    deltas = (regression.float() * stride)[0].permute(1, 2, 0).reshape(-1, 4)  # (HW, 4) in pixels
     candidates = heatmap > score_threshold
     probabilities = heatmap[candidates]
     locations = candidates.nonzero()[:, 0]

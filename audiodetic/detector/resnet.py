@@ -57,6 +57,8 @@ class FrozenBatchNorm2d(nn.Module):
         """
         if torch.is_grad_enabled() or x.requires_grad or not x.is_contiguous() or _has_hooks(self):
             return self(x)
+        if x.dtype != self.weight.dtype:  # float16/bfloat16 maps under autocast: the out= kernel needs one dtype
+            return self(x)
         torch.ops.aten.native_batch_norm.out(
             x, self.weight, self.bias, self.running_mean, self.running_var, False, 0.0, self.eps,
             out=x, save_mean=x.new_empty(0), save_invstd=x.new_empty(0),

@@ -46,8 +46,8 @@ class ZeroShotProjection(nn.Module):
         self.linear = nn.Linear(dim, embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, dim)`` box features -> ``(N, embed_dim)`` unit-L2 region embeddings."""
-        return F.normalize(linear(self.linear, x), p=2, dim=1)
+        """``(N, dim)`` box features -> ``(N, embed_dim)`` float32 unit-L2 region embeddings (also under autocast)."""
+        return F.normalize(linear(self.linear, x).float(), p=2, dim=1)
 
 
 class BoxPredictor(nn.Module):
@@ -158,11 +158,13 @@ class CascadeROIHeads(nn.Module):
         """
         temperature = self.config.norm_temperature
         total = None
-        for stage_embeddings in encoding.embeddings:
-            probabilities = torch.mm(temperature * stage_embeddings, class_weights).sigmoid()
-            total = probabilities if total is None else total + probabilities
+        class_weights = class_weights.float()
+        with torch.autocast(class_weights.device.type, enabled=False):  # logits up to 50 need float32 resolution
+            for stage_embeddings in encoding.embeddings.float():
+                probabilities = torch.mm(temperature * stage_embeddings, class_weights).sigmoid()
+                total = probabilities if total is None else total + probabilities
         scores = total * (1.0 / encoding.embeddings.shape[0])
-        scores = (scores * encoding.proposal_scores[:, None]) ** 0.5
+        scores = (scores * encoding.proposal_scores.float()[:, None]) ** 0.5
         if one_class_per_proposal:
             scores = scores * (scores == scores[:, :-1].max(dim=1)[0][:, None]).float()
         return scores
@@ -201,4 +203,4 @@ class CascadeROIHeads(nn.Module):
         if boxes.shape[0] == 0:
             side = 2 * self.config.mask_resolution
             return boxes.new_zeros((0, side, side))
-        return self.mask_head(self.mask_pooler(features, boxes)).sigmoid()[:, 0]
+        return self.mask_head(self.mask_pooler(features, boxes)).float().sigmoid()[:, 0]  # float32 under autocast too
