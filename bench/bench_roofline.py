@@ -107,11 +107,12 @@ def bench_model(key: str, threads: int, repeats: int, score_threshold: float) ->
     import torch
 
     torch.set_num_threads(threads)
+    from bench_detector import _image
+    from common import timed_stages
+
     from audiodetic.detector.convert import load_detector
     from audiodetic.testing.detic_checkpoints import make_detic_state_dict
     from audiodetic.vocabulary import Vocabulary
-    from bench_detector import _image
-    from common import timed_stages
 
     detector = load_detector(make_detic_state_dict(MODELS[key], seed=0))
     image = _image()

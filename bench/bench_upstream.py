@@ -19,7 +19,6 @@ Needs the test-only upstream install (``bash tests/upstream/install_upstream.sh`
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
@@ -33,19 +32,10 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-from common import MODELS, parse_list, run_isolated
+from common import MODELS, parse_list, run_isolated, upstream_env
 
 TARGETS = {"r50": 0.6, "swinb": 0.75}
 REPROMPT_TARGET = 0.05
-
-
-def _upstream_env() -> Any:
-    """``tests/upstream/upstream_env.py`` (shimmed upstream imports and parity helpers), loaded by path."""
-    spec = importlib.util.spec_from_file_location("upstream_env", ROOT / "tests" / "upstream" / "upstream_env.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["upstream_env"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _median_time(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -60,7 +50,7 @@ def _median_time(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 def bench_model(key: str, checkpoint: Path, threads: int, repeats: int, warmup: int) -> dict:
     """One (model, thread count) measurement; meant to run in a fresh process (see module docstring)."""
     torch.set_num_threads(threads)
-    ue = _upstream_env()
+    ue = upstream_env()
     ue.import_upstream()
     from audiodetic.detector.convert import load_detector
     from audiodetic.predictor import Predictor
@@ -141,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.warmup < 0 or any(n < 1 for n in args.threads):
         parser.error("--repeats must be >= 1, --warmup >= 0 and every thread count >= 1")
 
-    ue = _upstream_env()
+    ue = upstream_env()
     reason = ue.upstream_missing_reason()
     if reason is not None:
         print(f"bench_upstream: {reason}", file=sys.stderr)

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import multiprocessing
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 MODELS = {
     "r50": "Detic_LCOCOI21k_CLIP_R5021k_640b32_4x_ft4x_max-size",
     "swinb": "Detic_LCOCOI21k_CLIP_SwinB_896b32_4x_ft4x_max-size",
 }
+
+
+def upstream_env() -> Any:
+    """``tests/upstream/upstream_env.py`` (shimmed upstream imports, parity matching helpers), loaded by path."""
+    if "upstream_env" in sys.modules:
+        return sys.modules["upstream_env"]
+    spec = importlib.util.spec_from_file_location("upstream_env", ROOT / "tests" / "upstream" / "upstream_env.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["upstream_env"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_list(text: str, allowed: set[str] | None = None, kind: type = str) -> list[Any]:

@@ -30,17 +30,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
+import functools
 import json
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import upstream_env  # this folder holds the shared bench helpers
+
 FULL = {"r50": "Detic_LCOCOI21k_CLIP_R5021k_640b32_4x_ft4x_max-size",
         "swinb": "Detic_LCOCOI21k_CLIP_SwinB_896b32_4x_ft4x_max-size"}
 TINY = {"r50": "tiny", "swinb": "tiny-swin"}
@@ -49,15 +52,6 @@ FP16_TOLERANCE = {"box_px": 2.0, "score": 2e-2, "mask_iou": 0.9, "mask_pixels": 
 AUDIO_MIN_COSINE = 0.99999
 SIZES = {"640": (640, 640), "800": (800, 1333)}
 BATCH_METHODS = ("detect_batch", "encode_batch")
-
-
-def _compare_module() -> Any:
-    """``tests/upstream/upstream_env.py`` (matching by class and IoU, ``RawDetections``), loaded by path."""
-    spec = importlib.util.spec_from_file_location("upstream_env", ROOT / "tests" / "upstream" / "upstream_env.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["upstream_env"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _synchronize(device: Any) -> None:
@@ -163,6 +157,39 @@ def _audio_check(device: Any, dry_run: bool) -> dict[str, Any]:
             "summary": f"min cosine {cosine:.7f} (>= {AUDIO_MIN_COSINE})"}
 
 
+def _check_model(results: dict[str, Any], ue: Any, key: str, layout: str, image: np.ndarray, vocabulary: Any,
+                 device: Any, sizes: dict[str, tuple[int, int]], batches: tuple[int, ...], iterations: int,
+                 dry_run: bool) -> list[tuple[str, str, int, str, dict[str, Any]]]:
+    """The fp32 and fp16 checks and the throughput cells of one model; returns its table rows."""
+    from audiodetic.detector.convert import load_detector
+    from audiodetic.testing.detic_checkpoints import make_detic_state_dict
+
+    state = make_detic_state_dict(layout, seed=0)
+    reference = load_detector(state).detect(image, vocabulary, score_threshold=0.3)
+    gpu = load_detector(state, device=str(device))
+    _run_check(results, f"{key}_fp32", lambda: _check_detections(
+        ue, gpu.detect(image, vocabulary, score_threshold=0.3), reference, FP32_TOLERANCE))
+
+    def half_detect() -> dict[str, Any]:
+        with _half(gpu, device):
+            ours = gpu.detect(image, vocabulary, score_threshold=0.3)
+        result = _check_detections(ue, ours, reference, FP16_TOLERANCE)
+        if dry_run:  # bfloat16 keeps 8 mantissa bits, float16 11: the float16 tolerances do not apply
+            result["passed"], result["summary"] = None, "(bfloat16 stand-in, not judged) " + result["summary"]
+        return result
+
+    _run_check(results, f"{key}_fp16", half_detect)
+    rows = []
+    for size, input_size in sizes.items():
+        for batch in batches:
+            for half in (False, True):
+                name = f"{key}_{size}_b{batch}_{'fp16' if half else 'fp32'}"
+                _run_check(results, name, functools.partial(
+                    _throughput, gpu, image, vocabulary, input_size, batch, device, half, iterations))
+                rows.append((key, size, batch, "fp16" if half else "fp32", results[name]))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda", help="the GPU to check (default cuda)")
@@ -172,8 +199,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from audiodetic.detector.convert import load_detector
-    from audiodetic.testing.detic_checkpoints import make_detic_state_dict
     from audiodetic.vocabulary import Vocabulary
 
     if args.dry_run:
@@ -188,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         height, width, sizes = 480, 640, SIZES
         torch.backends.cudnn.allow_tf32 = False  # true float32 convolutions for the fp32 comparison and table
         torch.backends.cuda.matmul.allow_tf32 = False
-    ue = _compare_module()
+    ue = upstream_env()
     image = ue.synthetic_image(height, width, seed=0)
     classes = 8 if args.dry_run else 80
     embed = np.random.default_rng(1).normal(size=(classes, 512)).astype(np.float32)
@@ -199,30 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"GPU: {results['gpu']}; torch {torch.__version__}", flush=True)
     table = []
     for key, layout in layouts.items():
-        cpu = load_detector(make_detic_state_dict(layout, seed=0))
-        reference = cpu.detect(image, vocabulary, score_threshold=0.3)
-        gpu = load_detector(make_detic_state_dict(layout, seed=0), device=str(device))
-        _run_check(results, f"{key}_fp32", lambda: _check_detections(
-            ue, gpu.detect(image, vocabulary, score_threshold=0.3), reference, FP32_TOLERANCE))
-
-        def half_detect() -> dict[str, Any]:
-            with _half(gpu, device):
-                ours = gpu.detect(image, vocabulary, score_threshold=0.3)
-            result = _check_detections(ue, ours, reference, FP16_TOLERANCE)
-            if args.dry_run:  # bfloat16 keeps 8 mantissa bits, float16 11: the float16 tolerances do not apply
-                result["passed"], result["summary"] = None, "(bfloat16 stand-in, not judged) " + result["summary"]
-            return result
-
-        _run_check(results, f"{key}_fp16", half_detect)
-        del cpu
-        for size, input_size in sizes.items():
-            for batch in batches:
-                for half in (False, True):
-                    name = f"{key}_{size}_b{batch}_{'fp16' if half else 'fp32'}"
-                    _run_check(results, name, lambda: _throughput(
-                        gpu, image, vocabulary, input_size, batch, device, half, iterations))
-                    table.append((key, size, batch, "fp16" if half else "fp32", results[name]))
-        del gpu
+        table += _check_model(results, ue, key, layout, image, vocabulary, device, sizes, batches, iterations,
+                              args.dry_run)
         if device.type == "cuda":
             torch.cuda.empty_cache()
     _run_check(results, "audio", lambda: _audio_check(device, args.dry_run))
