@@ -53,8 +53,8 @@ def test_batches_use_the_detectors_batched_method_and_otherwise_loop() -> None:
 def test_dry_run_exercises_every_check(tmp_path: Path) -> None:
     out = tmp_path / "gpu.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--dry-run", "--json", str(out)], check=False,
-                          capture_output=True, text=True, env=env, timeout=600)
+    command = [sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--dry-run", "--json", str(out)]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
     for model in ("r50", "swinb"):
