@@ -5,8 +5,8 @@ For each model and thread count (each in its own spawned process): the FLOPs of 
 convolutions and oneDNN GEMMs count as the direct convolution / GEMM they replace, CPU flash attention as its two
 matrix products; RoIAlign, NMS, norms and element-wise ops count zero), the stage's median and minimum wall time
 over ``--repeats`` runs, and the peak float32 rate of this machine measured in the same process by large matrix
-products (4096^3 through oneDNN and through torch.mm/MKL; the faster counts, measured before and after the
-stages). ``headroom_s`` = time - FLOPs / peak: what the stage would save at the machine's peak; the stage with the
+products (4096^3 through oneDNN and through torch.mm/MKL; the fastest run counts, measured before the stages and
+after each timed detect). ``headroom_s`` = time - FLOPs / peak: what the stage would save at the machine's peak; the stage with the
 most is named. Winograd (NNPACK) does fewer multiplications than the direct convolution it is counted as, so a
 convolution stage can exceed 100 % of the GEMM peak.
 
@@ -122,11 +122,11 @@ def bench_model(key: str, threads: int, repeats: int, score_threshold: float) ->
     detector.detect(image, vocabulary, score_threshold=score_threshold)  # warm-up
     flops = counted_flops(detector, image, vocabulary, score_threshold)
     times: dict[str, list[float]] = {}
-    for _ in range(repeats):
+    for _ in range(repeats):  # the peak is re-measured between detects: other processes load the machine unevenly
         stage_times, detections = timed_stages(detector, image, vocabulary, score_threshold)
         for name, value in stage_times.items():
             times.setdefault(name, []).append(value)
-    peaks.append(peak_gflops())
+        peaks.append(peak_gflops())
     peak = max(max(p.values()) for p in peaks)
     rows = {}
     for name in (*STAGES, "total"):
@@ -142,9 +142,10 @@ def bench_model(key: str, threads: int, repeats: int, score_threshold: float) ->
 
 
 def _print(result: dict[str, Any]) -> None:
-    runs = ", ".join(f"{name} {value:.0f}" for p in result["peaks"] for name, value in p.items())
+    best = {name: max(p[name] for p in result["peaks"]) for name in result["peaks"][0]}
+    runs = ", ".join(f"{name} {value:.0f}" for name, value in best.items())
     print(f"== {result['model']}, {result['threads']} thread(s): machine peak {result['peak_gflops']:.0f} GFLOP/s "
-          f"float32 ({runs}); {result['detections']} detections")
+          f"float32 (best of {len(result['peaks'])}: {runs}); {result['detections']} detections")
     print(f"  {'stage':<18} {'GFLOP':>8} {'median s':>9} {'min s':>7} {'GFLOP/s':>8} {'of peak':>8} {'headroom s':>11}")
     for name, row in result["stages"].items():
         print(f"  {name:<18} {row['gflop']:8.1f} {row['median_s']:9.3f} {row['min_s']:7.3f} {row['gflops']:8.1f} "
