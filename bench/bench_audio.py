@@ -8,8 +8,11 @@
 Each mode runs in its own subprocess so peak RSS (``ru_maxrss``) is its own. Reported per mode: load time, peak
 RSS, median preprocessing time per 10-s 44.1 kHz file, tower time per 2-s clip (three clips per file; fastest of
 ``--repeats`` batches). The per-clip ratio is timed in one process, alternating both towers, so CPU contention
-from other processes affects both alike. Also compared: preparing the input
-of one long file by reading only the three clips (ours) vs decoding and resampling the whole file (upstream).
+from other processes affects both alike. The tower is also timed against itself run through upstream
+ImageBind's operators (``AUDIODETIC_NNPACK=0``: ``nn.MultiheadAttention``, ``F.linear``, ``F.gelu`` as in
+``BlockWithMasking``; the ImageBind package itself is not installed here), with the embeddings' cosine. Also
+compared: preparing the input of one long file by reading only the three clips (ours) vs decoding and resampling
+the whole file (upstream).
 Without ``--checkpoint`` a random full-size six-modality file is written first (4.8 GB, about a minute).
 
     python bench/bench_audio.py [--checkpoint PATH] [--files 4] [--threads 2] [--json out.json]
@@ -87,6 +90,8 @@ def _worker(mode: str, checkpoint: str, media: list[str], threads: int, repeats:
     clips = features.shape[0] * features.shape[1]
     result = {"mode": mode, "load_s": load_s, "peak_rss_mb": _peak_rss_mb(), "rss_after_import_mb": base_rss,
               "features_s_per_file": features_s, "tower_s_per_clip": min(runs) / clips}
+    if mode == "tower":
+        result["vs_upstream_operators"] = _vs_upstream_operators(audio, features, repeats)
     if mode == "whole":
         # Timing under the same CPU contention: alternate the whole-model tower with a tower-only load.
         tower_only = ImageBindAudioEncoder.from_checkpoint(checkpoint)
@@ -100,6 +105,37 @@ def _worker(mode: str, checkpoint: str, media: list[str], threads: int, repeats:
                     best[name] = min(best[name], (time.perf_counter() - start) / item.shape[1])
         result["interleaved_s_per_clip"] = best
     return result
+
+
+def _vs_upstream_operators(audio: object, features: object, repeats: int) -> dict:
+    """Per-clip time of our tower against the same weights run through upstream ImageBind's operators.
+
+    ``AUDIODETIC_NNPACK=0`` makes every block call ``nn.MultiheadAttention`` and ``F.linear``/``F.gelu`` as
+    upstream's ``BlockWithMasking`` does (MKL GEMMs); unset, the blocks run on oneDNN GEMMs with fused GELU and
+    residuals. Alternating one file (three clips) at a time, fastest per clip; embeddings compared by cosine.
+    """
+    import torch
+
+    def encode(item: object, upstream: bool) -> object:
+        previous = os.environ.pop("AUDIODETIC_NNPACK", None)
+        if upstream:
+            os.environ["AUDIODETIC_NNPACK"] = "0"
+        try:
+            return audio.encode(item)
+        finally:
+            os.environ.pop("AUDIODETIC_NNPACK", None)
+            if previous is not None:
+                os.environ["AUDIODETIC_NNPACK"] = previous
+
+    best = {"ours": float("inf"), "upstream": float("inf")}
+    for _ in range(repeats):
+        for item in features.split(1):
+            for name in ("ours", "upstream"):
+                start = time.perf_counter()
+                encode(item, name == "upstream")
+                best[name] = min(best[name], (time.perf_counter() - start) / item.shape[1])
+    cosine = torch.nn.functional.cosine_similarity(encode(features, False), encode(features, True))
+    return {"s_per_clip": best, "ratio": best["ours"] / best["upstream"], "min_cosine": float(cosine.min())}
 
 
 def _long_file(path: Path) -> dict:
@@ -173,6 +209,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{1000 * both['whole']:.1f} ms/clip")
         print(f"ratios tower/whole: peak RSS {r['peak_rss']:.3f} (target <= 0.3), load time {r['load_time']:.3f}, "
               f"per-clip time {r['tower_time_per_clip']:.3f} (target <= 1)")
+    if "tower" in results:
+        vs = results["tower"]["vs_upstream_operators"]
+        print(f"per clip against upstream's operators (same process, alternating): ours "
+              f"{1000 * vs['s_per_clip']['ours']:.1f} ms, upstream {1000 * vs['s_per_clip']['upstream']:.1f} ms, "
+              f"ratio {vs['ratio']:.2f} (target <= 0.8); embeddings min cosine {vs['min_cosine']:.7f} "
+              "(target >= 0.99999)")
     lf = results["long_file"]
     print(f"long file ({lf['seconds']:.0f} s, 44.1 kHz) to model input: reading three clips "
           f"{lf['read_three_clips_s']:.3f} s vs decoding and resampling the whole file "

@@ -22,10 +22,8 @@ import sys
 import time
 from typing import Any
 
-LAYOUTS = {
-    "r50": "Detic_LCOCOI21k_CLIP_R5021k_640b32_4x_ft4x_max-size",
-    "swinb": "Detic_LCOCOI21k_CLIP_SwinB_896b32_4x_ft4x_max-size",
-}
+from common import MODELS as LAYOUTS
+from common import timed_stages
 
 
 def _image(height: int = 480, width: int = 640) -> Any:
@@ -41,56 +39,6 @@ def _image(height: int = 480, width: int = 640) -> Any:
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _staged_detect(detector: Any, image: Any, vocabulary: Any, score_threshold: float) -> tuple[dict[str, float], Any]:
-    """One detect with a timestamp after every stage (same calls as ``Detector.encode``/``classify``)."""
-    import torch
-
-    from audiodetic.detector.centernet import centernet_proposals
-    from audiodetic.detector.model import ImageEncoding, class_embeddings
-    from audiodetic.detector.preprocess import preprocess_image
-    from audiodetic.detector.roi_heads import class_weight_matrix
-
-    config = detector.config
-    times: dict[str, float] = {}
-    with torch.inference_mode():
-        start = last = time.perf_counter()
-
-        def mark(name: str) -> None:
-            nonlocal last
-            now = time.perf_counter()
-            times[name] = now - last
-            last = now
-
-        inputs = preprocess_image(image, min_size=config.min_size, max_size=config.max_size,
-                                  pixel_mean=detector.pixel_mean, pixel_std=detector.pixel_std)
-        mark("preprocess")
-        bottom_up = detector.backbone(inputs.tensor)
-        mark("backbone")
-        pyramid = detector.fpn(bottom_up)
-        mark("fpn")
-        heatmaps, regressions = detector.centernet(pyramid)
-        mark("centernet_head")
-        boxes, scores = centernet_proposals(
-            heatmaps, regressions, config.centernet_strides, score_threshold=config.centernet_score_threshold,
-            pre_nms_topk=config.centernet_pre_nms_topk, nms_threshold=config.centernet_nms_threshold,
-            post_nms_topk=config.centernet_post_nms_topk)
-        mark("proposals")
-        features = list(pyramid[:3])
-        regions = detector.roi_heads.encode(features, boxes, scores, inputs.resized_size)
-        encoding = ImageEncoding(inputs.original_size, inputs.resized_size, features, boxes, scores, regions.boxes,
-                                 regions.embeddings)
-        mark("cascade")
-        matrix, names = class_embeddings(vocabulary, None, config.embed_dim)
-        result = detector.roi_heads.classify(encoding.regions, class_weight_matrix(matrix),
-                                             score_threshold=score_threshold)
-        mark("classify_nms")
-        detections = detector._postprocess(encoding, result.boxes, result.scores, result.class_ids,
-                                           result.proposal_index, names, True)
-        mark("masks_postprocess")
-        times["total"] = time.perf_counter() - start
-    return times, detections
 
 
 def bench_arch(arch: str, threads: int, repeats: int, classes: int, score_threshold: float) -> dict[str, Any]:
@@ -114,7 +62,7 @@ def bench_arch(arch: str, threads: int, repeats: int, classes: int, score_thresh
     stages: dict[str, list[float]] = {}
     end_to_end = []
     for _ in range(repeats):
-        times, detections = _staged_detect(detector, image, vocabulary, score_threshold)
+        times, detections = timed_stages(detector, image, vocabulary, score_threshold)
         for name, value in times.items():
             stages.setdefault(name, []).append(value)
         start = time.perf_counter()

@@ -9,8 +9,8 @@ import math
 from typing import Sequence
 
 import torch
-from torchvision.ops import roi_align
 
+from audiodetic.detector.vision_ops import roi_align
 from audiodetic.errors import InputError
 
 
@@ -107,6 +107,9 @@ class MultiLevelROIAlign:
             indices = torch.nonzero(levels == level, as_tuple=True)[0]
             if indices.numel() == 0:
                 continue
-            pooled = roi_align(feature, rois[indices].to(feature.dtype), (size, size), scale, 0, True)
-            output.index_put_((indices,), pooled)
+            if feature.dtype in (torch.float32, torch.float64):
+                pooled = roi_align(feature, rois[indices].to(feature.dtype), size, scale, 0, True)
+            else:  # float16/bfloat16 under autocast: pool in float32 (as torchvision's autocast kernel does on CUDA)
+                pooled = roi_align(feature.float(), rois[indices].float(), size, scale, 0, True)
+            output.index_put_((indices,), pooled.to(output.dtype))
         return output

@@ -11,10 +11,10 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torchvision.ops import batched_nms
 
-from audiodetic.detector.kernels import Conv3x3
+from audiodetic.detector.vision_ops import batched_nms
 from audiodetic.errors import InputError
+from audiodetic.kernels import Conv3x3
 
 
 class Scale(nn.Module):
@@ -76,8 +76,9 @@ def _level_candidates(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Candidate boxes ``(n, 4)`` and heatmap probabilities ``(n,)`` of one level of one image."""
     _, _, height, width = heatmap_logits.shape
-    heatmap = heatmap_logits.sigmoid()[0].permute(1, 2, 0).reshape(-1, 1)  # (HW, 1)
-    deltas = (regression * stride)[0].permute(1, 2, 0).reshape(-1, 4)  # (HW, 4) in pixels
+    # decoded in float32 also when the head ran under float16 autocast (NMS needs one dtype; pixels need the range)
+    heatmap = heatmap_logits.float().sigmoid()[0].permute(1, 2, 0).reshape(-1, 1)  # (HW, 1)
+    deltas = (regression.float() * stride)[0].permute(1, 2, 0).reshape(-1, 4)  # (HW, 4) in pixels
     candidates = heatmap > score_threshold
     probabilities = heatmap[candidates]
     locations = candidates.nonzero()[:, 0]

@@ -288,6 +288,11 @@ def load_detector(
             (:func:`infer_config`). Its backbone must match the checkpoint's.
         cache_dir, offline, progress: passed to ``audiodetic.weights.resolve`` for named models.
 
+    The module tree is built on the meta device and takes the checkpoint's tensors as they are (``assign``): a file
+    is memory-mapped (``audiodetic.weights.load_state_dict``), so only the pages of tensors inference uses are ever
+    read (never the timm ``fc`` head or the training classifiers ``zs_weight``), and float32 tensors are used in
+    place without a copy; float16/bfloat16 files are cast once. An in-memory state dict is copied, never aliased.
+
     Returns a detector whose ``checkpoint_info`` holds :func:`checkpoint_info` plus ``source``.
     Raises ``WeightsNotFoundError`` for unknown names / missing files and :class:`CheckpointError` for files that
     are unreadable or do not match the layout (missing / unexpected / mis-shaped tensors are listed).
@@ -295,12 +300,12 @@ def load_detector(
     from audiodetic.detector.model import build_detector
 
     if isinstance(name_or_path, Mapping):
-        state_dict, source = dict(name_or_path), "<state dict>"
+        state_dict, source, owned = dict(name_or_path), "<state dict>", False
     else:
         from audiodetic.weights import load_state_dict, resolve
 
         path = resolve(name_or_path, cache_dir=cache_dir, offline=offline, progress=progress)
-        state_dict, source = load_state_dict(path), str(path)
+        state_dict, source, owned = load_state_dict(path), str(path), True
     info = checkpoint_info(state_dict)
     if config is None:
         config = infer_config(state_dict, architecture=info["architecture"])
@@ -308,7 +313,21 @@ def load_detector(
         raise CheckpointError(
             f"config.backbone is {config.backbone!r} but the checkpoint {source} holds a {info['architecture']!r} backbone"
         )
-    detector = build_detector(config)
-    detector.load_state_dict(convert_state_dict(state_dict, detector), strict=True)
+    with torch.device("meta"):  # no memory and no random initialisation for tensors the checkpoint replaces
+        detector = build_detector(config)
+    tensors = convert_state_dict(state_dict, detector)
+    if not owned:  # never alias the caller's tensors (a dtype cast already made a fresh one)
+        theirs = {value.untyped_storage().data_ptr() for value in state_dict.values() if isinstance(value, Tensor)}
+        tensors = {name: value.clone() if value.untyped_storage().data_ptr() in theirs else value
+                   for name, value in tensors.items()}
+    detector.load_state_dict(tensors, strict=True, assign=True)
+    _check_materialised(detector)
     detector.checkpoint_info = {**info, "source": source}
     return detector.to(device)
+
+
+def _check_materialised(detector: "Detector") -> None:
+    """Every parameter and buffer holds data (a module that derives a buffer must not build it on the meta device)."""
+    left = [name for name, tensor in (*detector.named_parameters(), *detector.named_buffers()) if tensor.is_meta]
+    if left:
+        raise RuntimeError(f"detector tensors left on the meta device after loading: {', '.join(left[:_SHOWN])}")

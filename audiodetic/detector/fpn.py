@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audiodetic.detector.kernels import Conv3x3
 from audiodetic.errors import InputError
+from audiodetic.kernels import Conv1x1, Conv3x3
 
 __all__ = ["FPN", "upsample_to"]
 
@@ -55,7 +55,7 @@ class FPN(nn.Module):
             raise InputError(f"out_channels must be positive, got {out_channels!r}")
         self.in_channels = in_channels
         self.out_channels = int(out_channels)
-        self.lateral_convs = nn.ModuleList(nn.Conv2d(c, out_channels, kernel_size=1) for c in in_channels)
+        self.lateral_convs = nn.ModuleList(Conv1x1(c, out_channels) for c in in_channels)
         self.output_convs = nn.ModuleList(
             Conv3x3(out_channels, out_channels) for _ in in_channels
         )

@@ -105,8 +105,9 @@ class Detector(nn.Module):
             gn_groups=config.centernet_gn_groups,
         )
         self.roi_heads = CascadeROIHeads(config)
-        self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean).view(3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(config.pixel_std).view(3, 1, 1), persistent=False)
+        # derived from the config, not the checkpoint: real CPU tensors even when built under torch.device("meta")
+        self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean, device="cpu").view(3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(config.pixel_std, device="cpu").view(3, 1, 1), persistent=False)
         self.checkpoint_info: dict[str, Any] = {}
         self.requires_grad_(False)
         self.eval()

@@ -10,8 +10,9 @@ the checkpoint is dropped by the converter and never computed).
 
 Speed (CPU): frozen BNs are computed into their convolution's output (``FrozenBatchNorm2d.forward_``, same
 kernel, bit-identical) and the stem's max pool is two separable strided maxima (exact); the stride-1 3x3
-convolutions are ``kernels.Conv3x3`` (NNPACK Winograd; float rounding only, see ``kernels``; bit-exact with
-``AUDIODETIC_NNPACK=0``). ``fold_frozen_bn`` remains available but is not applied by default: after the in-place BN
+convolutions are ``kernels.Conv3x3`` (NNPACK Winograd) and the 1x1 convolutions ``kernels.Conv1x1`` (oneDNN
+GEMMs); both round differently from upstream's kernels (see ``kernels``) and are bit-exact with
+``AUDIODETIC_NNPACK=0``. ``fold_frozen_bn`` remains available but is not applied by default: after the in-place BN
 it saves little, and it changes outputs by rounding like Winograd does.
 """
 
@@ -21,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audiodetic.detector.kernels import Conv3x3
 from audiodetic.errors import InputError
+from audiodetic.kernels import Conv1x1, Conv3x3
 
 __all__ = ["FrozenBatchNorm2d", "Bottleneck", "ResNetBackbone"]
 
@@ -42,7 +43,7 @@ class FrozenBatchNorm2d(nn.Module):
         self.register_buffer("weight", torch.ones(num_features))
         self.register_buffer("bias", torch.zeros(num_features))
         self.register_buffer("running_mean", torch.zeros(num_features))
-        self.register_buffer("running_var", torch.ones(num_features) - eps)
+        self.register_buffer("running_var", torch.full((num_features,), 1.0 - eps))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.batch_norm(
@@ -56,6 +57,8 @@ class FrozenBatchNorm2d(nn.Module):
         frozen BN's cost, ~8x its arithmetic. Only for temporaries the caller owns (a convolution's output).
         """
         if torch.is_grad_enabled() or x.requires_grad or not x.is_contiguous() or _has_hooks(self):
+            return self(x)
+        if x.dtype != self.weight.dtype:  # float16/bfloat16 maps under autocast: the out= kernel needs one dtype
             return self(x)
         torch.ops.aten.native_batch_norm.out(
             x, self.weight, self.bias, self.running_mean, self.running_var, False, 0.0, self.eps,
@@ -110,19 +113,19 @@ class Bottleneck(nn.Module):
     def __init__(self, in_channels: int, planes: int, stride: int, with_downsample: bool) -> None:
         super().__init__()
         out_channels = planes * self.expansion
-        self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=1, bias=False)
+        self.conv1 = Conv1x1(in_channels, planes, bias=False)
         self.bn1: nn.Module = FrozenBatchNorm2d(planes)
         if stride == 1:  # same parameters; NNPACK's Winograd path on large maps (kernels.py)
             self.conv2: nn.Conv2d = Conv3x3(planes, planes, bias=False)
         else:
             self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
         self.bn2 = FrozenBatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, out_channels, kernel_size=1, bias=False)
+        self.conv3 = Conv1x1(planes, out_channels, bias=False)
         self.bn3 = FrozenBatchNorm2d(out_channels)
         self.downsample: nn.Sequential | None = None
         if with_downsample:
             self.downsample = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                Conv1x1(in_channels, out_channels, stride=stride, bias=False),
                 FrozenBatchNorm2d(out_channels),
             )
 

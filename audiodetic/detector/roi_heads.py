@@ -17,12 +17,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms
 
 from audiodetic.detector.boxes import MultiLevelROIAlign, apply_deltas, clip_boxes
 from audiodetic.detector.config import DetectorConfig
 from audiodetic.detector.masks import MaskHead
+from audiodetic.detector.vision_ops import batched_nms
 from audiodetic.errors import InputError
+from audiodetic.kernels import linear
 
 
 class BoxHead(nn.Module):
@@ -35,7 +36,7 @@ class BoxHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.flatten(x, start_dim=1)
-        return torch.relu(self.fc2(torch.relu(self.fc1(x))))
+        return linear(self.fc2, linear(self.fc1, x, activation="relu"), activation="relu")
 
 
 class ZeroShotProjection(nn.Module):
@@ -46,8 +47,8 @@ class ZeroShotProjection(nn.Module):
         self.linear = nn.Linear(dim, embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, dim)`` box features -> ``(N, embed_dim)`` unit-L2 region embeddings."""
-        return F.normalize(self.linear(x), p=2, dim=1)
+        """``(N, dim)`` box features -> ``(N, embed_dim)`` float32 unit-L2 region embeddings (also under autocast)."""
+        return F.normalize(linear(self.linear, x).float(), p=2, dim=1)
 
 
 class BoxPredictor(nn.Module):
@@ -57,6 +58,10 @@ class BoxPredictor(nn.Module):
         super().__init__()
         self.cls_score = ZeroShotProjection(dim, embed_dim)
         self.bbox_pred = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, 4))
+
+    def deltas(self, x: torch.Tensor) -> torch.Tensor:
+        """``bbox_pred(x)``: ``(N, dim)`` box features -> ``(N, 4)`` class-agnostic box deltas."""
+        return linear(self.bbox_pred[2], linear(self.bbox_pred[0], x, activation="relu"))
 
 
 @dataclass
@@ -138,7 +143,7 @@ class CascadeROIHeads(nn.Module):
             x = head(self.box_pooler(features, boxes))
             embeddings.append(predictor.cls_score(x))
             boxes = apply_deltas(
-                predictor.bbox_pred(x), boxes, self.config.cascade_bbox_reg_weights[stage], self.config.bbox_scale_clamp
+                predictor.deltas(x), boxes, self.config.cascade_bbox_reg_weights[stage], self.config.bbox_scale_clamp
             )
         return RegionEncoding(
             boxes=boxes, embeddings=torch.stack(embeddings), proposal_scores=proposal_scores, resized_size=resized_size
@@ -154,11 +159,13 @@ class CascadeROIHeads(nn.Module):
         """
         temperature = self.config.norm_temperature
         total = None
-        for stage_embeddings in encoding.embeddings:
-            probabilities = torch.mm(temperature * stage_embeddings, class_weights).sigmoid()
-            total = probabilities if total is None else total + probabilities
+        class_weights = class_weights.float()
+        with torch.autocast(class_weights.device.type, enabled=False):  # logits up to 50 need float32 resolution
+            for stage_embeddings in encoding.embeddings.float():
+                probabilities = torch.mm(temperature * stage_embeddings, class_weights).sigmoid()
+                total = probabilities if total is None else total + probabilities
         scores = total * (1.0 / encoding.embeddings.shape[0])
-        scores = (scores * encoding.proposal_scores[:, None]) ** 0.5
+        scores = (scores * encoding.proposal_scores.float()[:, None]) ** 0.5
         if one_class_per_proposal:
             scores = scores * (scores == scores[:, :-1].max(dim=1)[0][:, None]).float()
         return scores
@@ -197,4 +204,4 @@ class CascadeROIHeads(nn.Module):
         if boxes.shape[0] == 0:
             side = 2 * self.config.mask_resolution
             return boxes.new_zeros((0, side, side))
-        return self.mask_head(self.mask_pooler(features, boxes)).sigmoid()[:, 0]
+        return self.mask_head(self.mask_pooler(features, boxes)).float().sigmoid()[:, 0]  # float32 under autocast too

@@ -13,8 +13,10 @@ Numerics follow the detection variant of Swin that CenterNet2/Detic ship:
 * outputs of stages 1, 2, 3 (before merging) pass through ``norm1``/``norm2``/``norm3``.
 
 Parameter names equal the upstream ones below the ``backbone.bottom_up.`` prefix. Attention runs through
-``F.scaled_dot_product_attention`` with the bias and shift mask folded into one additive mask, which is
-the same softmax(q k^T * scale + bias + mask) v up to float rounding.
+``F.scaled_dot_product_attention`` with the bias (and, for the windows the shift cuts, the -100 mask) as additive
+mask, which is the same softmax(q k^T * scale + bias + mask) v up to float rounding. Linear layers go through
+``kernels.linear`` (oneDNN on CPU, with GELU and the residual sums fused; see ``kernels``); the attention output
+projection is applied after scattering tokens back to the map (it is per token, so only the padding is skipped).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiodetic.errors import InputError
+from audiodetic.kernels import linear
 
-__all__ = ["SwinBackbone", "relative_position_index", "shift_window_mask", "window_layout"]
+__all__ = ["SwinBackbone", "masked_windows", "relative_position_index", "shift_window_mask", "window_layout"]
 
 MASK_VALUE = -100.0
 
@@ -40,7 +43,8 @@ def relative_position_index(window_size: int) -> Tensor:
     Token ``n`` of a window sits at row ``n // w``, column ``n % w``; the pair ``(i, j)`` looks up
     ``(dy + w - 1) * (2w - 1) + (dx + w - 1)`` with ``dy = row_i - row_j``, ``dx = col_i - col_j``.
     """
-    rows, cols = torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")
+    steps = torch.arange(window_size, device="cpu")  # a real tensor even under torch.device("meta") (convert.py)
+    rows, cols = torch.meshgrid(steps, steps, indexing="ij")
     rows, cols = rows.flatten(), cols.flatten()
     dy = rows[:, None] - rows[None, :] + window_size - 1
     dx = cols[:, None] - cols[None, :] + window_size - 1
@@ -125,18 +129,36 @@ class WindowAttention(nn.Module):
 
     def forward(self, windows: Tensor, shift_mask: Tensor | None) -> Tensor:
         """``windows``: ``(B, nW, N, C)``; ``shift_mask``: ``(nW, N, N)`` or None. Returns ``(B, nW, N, C)``."""
+        return linear(self.proj, self.attend(windows, shift_mask))
+
+    def attend(self, windows: Tensor, shift_mask: Tensor | None, masked: Tensor | None = None) -> Tensor:
+        """Attention before the output projection: ``(B, nW, N, C)`` -> ``(B, nW, N, C)``.
+
+        Every window first attends with the position bias alone; the windows ``masked`` (int64 indices, by default
+        those where ``shift_mask`` is non-zero: the last row and column of windows) are then recomputed with bias
+        plus mask. Interior windows' mask is ``bias + 0.0 == bias``, so the values are those of one call with the
+        full ``(nW, heads, N, N)`` mask, without building that mask (43 MB for Swin-B's first stage) for every block.
+        """
         b, nw, n, c = windows.shape
         heads = self.num_heads
-        qkv = self.qkv(windows).view(b * nw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        qkv = linear(self.qkv, windows).view(b * nw, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B * nW, heads, N, head_dim)
-        mask = self.position_bias().unsqueeze(0)  # (1, heads, N, N)
-        if shift_mask is not None:
-            mask = mask + shift_mask.unsqueeze(1)  # (nW, heads, N, N)
-            if b > 1:
-                mask = mask.repeat(b, 1, 1, 1)
+        bias = self.position_bias().unsqueeze(0).to(q.dtype)  # (1, heads, N, N)
         # 4-D inputs keep PyTorch on its fused CPU attention kernel (5-D falls back to the math path).
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype), scale=self.scale)
-        return self.proj(out.transpose(1, 2).reshape(b, nw, n, c))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        if shift_mask is not None:
+            masked = masked_windows(shift_mask) if masked is None else masked
+            if masked.numel():
+                rows = (torch.arange(b, device=masked.device)[:, None] * nw + masked).reshape(-1)
+                mask = (bias + shift_mask.index_select(0, masked).unsqueeze(1).to(q.dtype)).repeat(b, 1, 1, 1)
+                border = F.scaled_dot_product_attention(q[rows], k[rows], v[rows], attn_mask=mask, scale=self.scale)
+                out = out.index_copy_(0, rows, border)
+        return out.transpose(1, 2).reshape(b, nw, n, c)
+
+
+def masked_windows(shift_mask: Tensor) -> Tensor:
+    """int64 indices of the windows whose ``(nW, N, N)`` shift mask is not all zero."""
+    return torch.nonzero((shift_mask != 0).flatten(1).any(dim=1)).squeeze(1)
 
 
 class Mlp(nn.Module):
@@ -145,11 +167,9 @@ class Mlp(nn.Module):
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
 
-    def forward(self, x: Tensor) -> Tensor:
-        hidden = self.fc1(x)
-        if torch.is_grad_enabled() and hidden.requires_grad:
-            return self.fc2(F.gelu(hidden))
-        return self.fc2(torch.ops.aten.gelu_(hidden))  # same kernel in place: no second 4C-wide map
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        """``fc2(gelu(fc1(x)))`` (``+ residual``, summed in the same pass); GELU in place, no second 4C-wide map."""
+        return linear(self.fc2, linear(self.fc1, x, activation="gelu"), residual=residual)
 
 
 class SwinBlock(nn.Module):
@@ -164,18 +184,20 @@ class SwinBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: Tensor, layout: WindowLayout, shift_mask: Tensor | None) -> Tensor:
-        """``x``: ``(B, H, W, C)``; ``layout``: :func:`window_layout` of this block's shift; ``shift_mask`` for odd blocks."""
+    def forward(
+        self, x: Tensor, layout: WindowLayout, shift_mask: Tensor | None, masked: Tensor | None = None
+    ) -> Tensor:
+        """``x``: ``(B, H, W, C)``; ``layout``: :func:`window_layout` of this block's shift; ``shift_mask`` for odd
+        blocks with ``masked`` its :func:`masked_windows` (computed when not given)."""
         b, h, w, c = x.shape
         y = F.pad(self.norm1(x).view(b, h * w, c), (0, 0, 0, 1))  # zero row = padding after LN1
         windows = y.index_select(1, layout.gather).view(b, layout.num_windows, -1, c)
-        y = self.attn(windows, shift_mask if self.shift else None).view(b, -1, c)
-        if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
-            x = x + y.index_select(1, layout.scatter).view(b, h, w, c)
-            return x + self.mlp(self.norm2(x))
-        # same sums (IEEE addition commutes), accumulated into the fresh tensors instead of new ones
-        x = y.index_select(1, layout.scatter).view(b, h, w, c).add_(x)
-        return self.mlp(self.norm2(x)).add_(x)
+        attended = self.attn.attend(windows, shift_mask if self.shift else None, masked).view(b, -1, c)
+        # the projection is per token: applied after scattering back, it skips the padding tokens and takes the
+        # residual sum in the same pass
+        x = linear(self.attn.proj, attended.index_select(1, layout.scatter), residual=x.reshape(b, h * w, c))
+        x = x.view(b, h, w, c)
+        return self.mlp(self.norm2(x), residual=x)
 
 
 class PatchMerging(nn.Module):
@@ -191,7 +213,7 @@ class PatchMerging(nn.Module):
         if h % 2 or w % 2:
             x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
         x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
-        return self.reduction(self.norm(x))
+        return linear(self.reduction, self.norm(x))
 
 
 class SwinStage(nn.Module):
@@ -205,11 +227,14 @@ class SwinStage(nn.Module):
             SwinBlock(dim, num_heads, window_size, 0 if i % 2 == 0 else self.shift, mlp_ratio) for i in range(depth)
         )
         self.downsample = PatchMerging(dim) if downsample else None
-        self._cache: OrderedDict[tuple[int, int, str], tuple[WindowLayout, WindowLayout, Tensor]] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, int, str], tuple[WindowLayout, WindowLayout, Tensor, Tensor]] = OrderedDict()
         self._cache_lock = Lock()
 
-    def windows_for(self, height: int, width: int, device: torch.device) -> tuple[WindowLayout, WindowLayout, Tensor]:
-        """Cached (plain layout, shifted layout, :func:`shift_window_mask`) for an unpadded map (last 8 sizes)."""
+    def windows_for(
+        self, height: int, width: int, device: torch.device
+    ) -> tuple[WindowLayout, WindowLayout, Tensor, Tensor]:
+        """Cached (plain layout, shifted layout, :func:`shift_window_mask`, its :func:`masked_windows`) for an
+        unpadded map (last 8 sizes)."""
         key = (height, width, str(device))
         with self._cache_lock:
             entry = self._cache.get(key)
@@ -219,10 +244,12 @@ class SwinStage(nn.Module):
         ws = self.window_size
         plain, shifted = (window_layout(height, width, ws, shift) for shift in (0, self.shift))
         hp, wp = -(-height // ws) * ws, -(-width // ws) * ws
+        mask = shift_window_mask(hp, wp, ws, self.shift)
         entry = (
             WindowLayout(plain.gather.to(device), plain.scatter.to(device), plain.num_windows),
             WindowLayout(shifted.gather.to(device), shifted.scatter.to(device), shifted.num_windows),
-            shift_window_mask(hp, wp, ws, self.shift).to(device),
+            mask.to(device),
+            masked_windows(mask).to(device),
         )
         with self._cache_lock:
             self._cache[key] = entry
@@ -231,9 +258,9 @@ class SwinStage(nn.Module):
         return entry
 
     def forward(self, x: Tensor) -> Tensor:
-        plain, shifted, mask = self.windows_for(x.shape[1], x.shape[2], x.device)
+        plain, shifted, mask, masked = self.windows_for(x.shape[1], x.shape[2], x.device)
         for block in self.blocks:
-            x = block(x, shifted if block.shift else plain, mask)
+            x = block(x, shifted if block.shift else plain, mask, masked)
         return x
 
 

@@ -207,3 +207,35 @@ def test_ignored_pattern_covers_only_unused_entries() -> None:
     assert convert._IGNORED.match("roi_heads.box_predictor.0.freq_weight")
     assert not convert._IGNORED.match("roi_heads.box_predictor.0.cls_score.linear.weight")
     assert not re.match(convert._IGNORED, "backbone.bottom_up.base.fc2.weight")
+
+
+def _mapped_ranges(path: Path) -> list[tuple[int, int]]:
+    ranges = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            if line.rstrip().endswith(str(path)):
+                low, high = line.split()[0].split("-")
+                ranges.append((int(low, 16), int(high, 16)))
+    return ranges
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux /proc")
+def test_file_tensors_are_used_in_place_from_the_memory_map(tmp_path: Path) -> None:
+    path = make_detic_checkpoint(tmp_path / "mapped.pth", "tiny", seed=2)
+    detector = convert.load_detector(path)
+    ranges = _mapped_ranges(path)
+    assert ranges, "the checkpoint is not memory-mapped"
+    tensors = dict(detector.state_dict())
+    outside = [n for n, t in tensors.items() if not any(lo <= t.data_ptr() < hi for lo, hi in ranges)]
+    assert outside == [], outside[:5]  # no copy of any parameter or persistent buffer
+    assert not any(t.is_meta for t in (*detector.parameters(), *detector.buffers()))
+    assert detector.pixel_mean.device.type == "cpu"
+
+
+def test_an_in_memory_state_dict_is_copied_not_aliased(tiny_state: dict[str, torch.Tensor]) -> None:
+    state = {name: value.clone() for name, value in tiny_state.items()}
+    detector = convert.load_detector(state)
+    name = "backbone.bottom_up.base.conv1.weight"
+    before = detector.backbone.conv1.weight.clone()
+    state[name].add_(1.0)  # the caller changes its own tensors afterwards
+    assert torch.equal(detector.backbone.conv1.weight, before)

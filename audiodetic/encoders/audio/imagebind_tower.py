@@ -15,9 +15,9 @@ from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from audiodetic.errors import CheckpointError, InputError
+from audiodetic.kernels import linear, multihead_attention
 
 LN_EPS = 1e-6
 MAX_LOGIT_SCALE = 100.0
@@ -83,8 +83,8 @@ class _Mlp(nn.Module):
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        return linear(self.fc2, linear(self.fc1, x, activation="gelu"), residual=residual)  # (+ residual)
 
 
 class Block(nn.Module):
@@ -98,9 +98,8 @@ class Block(nn.Module):
         self.mlp = _Mlp(dim, 4 * dim)
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.norm_1(x)
-        x = x + self.attn(h, h, h, need_weights=False, attn_mask=attn_mask)[0]
-        return x + self.mlp(self.norm_2(x))
+        x = multihead_attention(self.attn, self.norm_1(x), attn_mask=attn_mask, residual=x)  # oneDNN GEMMs on CPU
+        return self.mlp(self.norm_2(x), residual=x)
 
 
 def checkpoint_key_map(modality: str, depth: int) -> dict[str, str]:
