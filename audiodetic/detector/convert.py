@@ -143,6 +143,36 @@ def _count(state_dict: Mapping[str, Any], pattern: str) -> int:
     return len({m[1] for m in map(regex.match, state_dict) if m})
 
 
+# Widths that many tensors share: (meaning, [(key pattern, dimension)]). A checkpoint whose tensors disagree gets an
+# error naming them, not one about the config field the first of them would set.
+_SHARED_WIDTHS: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = (
+    ("the FPN width", ((r"^backbone\.fpn_(lateral|output)\d\.weight$", 0), (r"^backbone\.fpn_output\d\.weight$", 1),
+                       (r"^proposal_generator\.centernet_head\.(bbox|cls)_tower\.\d+\.weight$", 0))),
+    ("the box head width", ((r"^roi_heads\.box_head\.\d\.fc1\.weight$", 0), (r"^roi_heads\.box_head\.\d\.fc2\.weight$", 0),
+                            (r"^roi_heads\.box_head\.\d\.fc2\.weight$", 1),
+                            (r"^roi_heads\.box_predictor\.\d\.cls_score\.linear\.weight$", 1))),
+    ("the class-embedding width", ((r"^roi_heads\.box_predictor\.\d\.cls_score\.linear\.weight$", 0),)),
+)
+
+
+def check_shared_widths(state_dict: Mapping[str, Tensor]) -> None:
+    """Raise :class:`CheckpointError` naming the tensors whose shape disagrees with the others on a shared width."""
+    for meaning, members in _SHARED_WIDTHS:
+        found: list[tuple[str, tuple[int, ...], int]] = []
+        for pattern, dim in members:
+            regex = re.compile(pattern)
+            found += [(key, tuple(value.shape), dim) for key, value in state_dict.items()
+                      if regex.match(key) and len(value.shape) > dim]
+        values = [shape[dim] for _, shape, dim in found]
+        if len(set(values)) <= 1:
+            continue
+        expected = max(set(values), key=values.count)
+        odd = [f"{key} has shape {shape} (dimension {dim} is {shape[dim]})" for key, shape, dim in found
+               if shape[dim] != expected]
+        raise CheckpointError(f"checkpoint tensors disagree on {meaning}: {len(found) - len(odd)} tensors say "
+                              f"{expected}, but " + "; ".join(odd[:_SHOWN]) + f" - expected {expected} there")
+
+
 def infer_config(state_dict: Mapping[str, Tensor], *, architecture: str | None = None) -> "DetectorConfig":
     """A :class:`DetectorConfig` whose dimensions match the official checkpoint ``state_dict``.
 
@@ -153,6 +183,7 @@ def infer_config(state_dict: Mapping[str, Tensor], *, architecture: str | None =
     from audiodetic.detector.config import DetectorConfig
 
     arch = architecture or detect_architecture(state_dict)
+    check_shared_widths(state_dict)
     sd = state_dict
     fields: dict[str, Any] = {}
     if arch == "resnet50":
@@ -185,11 +216,17 @@ def infer_config(state_dict: Mapping[str, Tensor], *, architecture: str | None =
     stages = _count(sd, r"^roi_heads\.box_head\.(\d+)\.fc1\.weight$")
     if stages != base.num_stages:
         raise CheckpointError(
-            f"checkpoint has {stages} cascade stage(s); audiodetic implements Detic's {base.num_stages}-stage cascade"
+            f"checkpoint has {stages} cascade stage(s) (tensors roi_heads.box_head.<k>.fc1.weight for k = 0.."
+            f"{stages - 1}); audiodetic implements Detic's {base.num_stages}-stage cascade (k = 0..{base.num_stages - 1})"
         )
     tiny = DetectorConfig.tiny(arch)
     if all(getattr(tiny, key) == value for key, value in fields.items()):
         return tiny
+    groups = base.centernet_gn_groups
+    if fpn % groups:
+        raise CheckpointError(f"backbone.fpn_lateral3.weight has shape {_shape(sd, 'backbone.fpn_lateral3.weight')}: "
+                              f"its first dimension, the FPN width {fpn}, must be a multiple of {groups} (the CenterNet "
+                              f"head's GroupNorm groups; released checkpoints have 256)")
     try:
         return replace(base, **fields)
     except ValueError as error:

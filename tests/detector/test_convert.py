@@ -239,3 +239,25 @@ def test_an_in_memory_state_dict_is_copied_not_aliased(tiny_state: dict[str, tor
     before = detector.backbone.conv1.weight.clone()
     state[name].add_(1.0)  # the caller changes its own tensors afterwards
     assert torch.equal(detector.backbone.conv1.weight, before)
+
+
+def test_inconsistent_widths_name_the_tensors_and_their_shapes(tiny_state: dict[str, torch.Tensor]) -> None:
+    bad = dict(tiny_state)
+    key = "backbone.fpn_lateral3.weight"
+    bad[key] = torch.zeros(36, *tiny_state[key].shape[1:])
+    with pytest.raises(CheckpointError) as caught:
+        convert.load_detector(bad)
+    message = str(caught.value)
+    assert "disagree on the FPN width" in message and "DetectorConfig" not in message
+    assert f"{key} has shape (36, 64, 1, 1)" in message and "expected 32 there" in message
+
+
+def test_a_width_no_detector_can_have_names_the_tensor_and_the_rule(tiny_state: dict[str, torch.Tensor]) -> None:
+    widened = {}
+    for key, value in tiny_state.items():
+        if key.startswith(("backbone.fpn_", "proposal_generator.centernet_head.")) and value.ndim:
+            value = torch.zeros(*[36 if side == 32 else side for side in value.shape])
+        widened[key] = value
+    with pytest.raises(CheckpointError, match=r"backbone\.fpn_lateral3\.weight has shape \(36, 64, 1, 1\): its first "
+                                              r"dimension, the FPN width 36, must be a multiple of 32"):
+        convert.load_detector(widened)
