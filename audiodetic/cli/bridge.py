@@ -74,6 +74,7 @@ def register(subparsers: Any) -> None:
     fit.add_argument("--holdout", type=float, default=0.1, help="fraction of labels held out for the report")
     _common(fit)
     fit.add_argument("--output", "-o", type=Path, default=None, metavar="OUT.npz", help="also save the bridge here")
+    fit.add_argument("--overwrite", action="store_true", help="replace OUT.npz (and its .json report) if they exist")
     fit.add_argument("--json", action="store_true", help="print the report as JSON")
 
     evaluate = actions.add_parser("eval", help="score bridges by zero-shot classification of labelled sounds",
@@ -130,8 +131,14 @@ def _check_options(args: argparse.Namespace) -> None:
 
     if not (args.text_weight >= 0 and args.text_weight < float("inf")):
         raise InputError(f"--text-weight must be a finite number >= 0, got {args.text_weight}")
-    if getattr(args, "output", None) is not None and args.action == "fit" and args.output.suffix != ".npz":
-        raise InputError(f"--output must end in .npz, got {str(args.output)!r}")
+    if getattr(args, "output", None) is not None and args.action == "fit":
+        from audiodetic.io import check_output
+
+        if args.output.suffix != ".npz":
+            raise InputError(f"--output must end in .npz, got {str(args.output)!r}")
+        inputs = [p for p in (args.dataset, args.audio_stats, args.labels) if p is not None]
+        for path in (args.output, args.output.with_suffix(".json")):
+            check_output(path, inputs=[str(p) for p in inputs], overwrite=args.overwrite, what="--output")
     if args.action == "fit" and not 0.0 <= args.holdout < 1.0:
         raise InputError(f"--holdout must be in [0, 1), got {args.holdout}")
 

@@ -36,6 +36,7 @@ def register(subparsers: Any) -> None:
                        "as upstream ImageBind)")
     audio.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.npy",
                        help="the (A, D) float32 matrix, one row per file in order")
+    audio.add_argument("--overwrite", action="store_true", help="replace OUT.npy if it exists (never an input)")
 
     text = kinds.add_parser("text", help="embed text phrases (ImageBind or CLIP ViT-B/32 text tower)")
     text.add_argument("phrases", nargs="+", metavar="PHRASE", help="phrases to embed (quote those with spaces)")
@@ -47,20 +48,22 @@ def register(subparsers: Any) -> None:
                       help="CLIP prompt template with {} for the phrase (default: Detic's 'a {}')")
     text.add_argument("--output", "-o", type=Path, required=True, metavar="OUT.npy",
                       help="the (T, D) float32 matrix, one row per phrase in order")
+    text.add_argument("--overwrite", action="store_true", help="replace OUT.npy if it exists")
     parser.set_defaults(func=run)
 
 
-def _check_output(path: Path) -> Path:
-    if path.suffix != ".npy":
-        raise InputError(f"--output must be a .npy file, got {str(path)!r}")
-    if not path.parent.exists():
-        raise MissingFileError(f"output folder does not exist: {path.parent}")
-    return path
+def _check_output(args: argparse.Namespace) -> Path:
+    from audiodetic.io import check_output
+
+    if args.output.suffix != ".npy":
+        raise InputError(f"--output must be a .npy file, got {str(args.output)!r}")
+    inputs = list(getattr(args, "files", []))
+    return check_output(args.output, inputs=inputs, overwrite=args.overwrite, what="--output")
 
 
 def run(args: argparse.Namespace) -> int:
     """Encode and write ``--output``; prints the matrix shape and path on stdout."""
-    output = _check_output(args.output)
+    output = _check_output(args)
     weights = args.weights or DEFAULT_WEIGHTS[args.encoder]
     if args.kind == "audio":
         for path in args.files:

@@ -44,3 +44,11 @@ def test_bridge_cli_errors(tmp_path, capsys):
     assert "missing.txt" in capsys.readouterr().err
     assert main(["bridge", "fit", "--holdout", "1.5"]) == 1
     assert "holdout" in capsys.readouterr().err
+
+
+def test_fit_output_is_refused_when_it_exists_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "mine.npz"
+    out.write_bytes(b"not a bridge of ours")
+    assert main(["bridge", "fit", "--kind", "linear", "--output", str(out), "--no-progress"]) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"not a bridge of ours"

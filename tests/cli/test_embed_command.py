@@ -53,7 +53,7 @@ def test_embed_text_both_encoders(files):
     encoder = ClipTextEncoder.from_checkpoint(clip)
     np.testing.assert_allclose(np.load(out), encoder.encode(["dog"]), atol=1e-5)  # Detic's "a dog"
     assert main(["embed", "text", "dog", "--encoder", "clip", "--weights", str(clip), "--template", "{}",
-                 "-o", str(out)]) == 0
+                 "-o", str(out), "--overwrite"]) == 0  # the same file again: replaced only when asked
     np.testing.assert_allclose(np.load(out), encoder.encode(["dog"], template=False), atol=1e-5)
 
 
@@ -70,3 +70,14 @@ def test_embed_errors(files, capsys):
     with pytest.raises(SystemExit):
         main(["embed", "text", "dog", "-o", str(root / "x.npy")])  # --encoder is required
     assert not (root / "x.npy").exists()
+
+
+def test_an_existing_output_is_kept_unless_overwrite_is_given(files, tmp_path, capsys):
+    _, ckpt, _, waves = files
+    out = tmp_path / "kept.npy"
+    out.write_bytes(b"somebody's data")
+    argv = ["embed", "audio", str(waves[0]), "--weights", str(ckpt), "--output", str(out)]
+    assert main(argv) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"somebody's data"
+    assert main([*argv, "--overwrite"]) == 0 and np.load(out).shape == (1, 64)
