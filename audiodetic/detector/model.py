@@ -19,7 +19,7 @@ from torch import nn
 from audiodetic.detector.boxes import clip_boxes, nonempty
 from audiodetic.detector.centernet import CenterNetHead, centernet_proposals
 from audiodetic.detector.config import DetectorConfig
-from audiodetic.detector.masks import paste_masks
+from audiodetic.detector.masks import paste_masks_rle
 from audiodetic.detector.preprocess import preprocess_image
 from audiodetic.detector.roi_heads import CascadeROIHeads, RegionEncoding, class_weight_matrix
 from audiodetic.structures import Detections
@@ -181,7 +181,8 @@ class Detector(nn.Module):
             max_detections: keep at most this many detections after NMS (300 upstream).
 
         Returns:
-            ``Detections`` in the original image frame, sorted by score (boxes float32 xyxy pixels).
+            ``Detections`` in the original image frame, sorted by score (boxes float32 xyxy pixels); masks as
+            COCO RLE (a few bytes per column of each box; ``.masks`` decodes them to ``(N, H, W)`` bool).
         """
         _check_options(score_threshold, max_detections)
         matrix, names = class_embeddings(embeddings, names, self.config.embed_dim)
@@ -223,7 +224,7 @@ class Detector(nn.Module):
         names: tuple[str, ...],
         with_masks: bool,
     ) -> Detections:
-        """Scale resized-frame boxes to the original image, clip, drop empty boxes, paste masks (A.7).
+        """Scale resized-frame boxes to the original image, clip, drop empty boxes, paste masks as RLE.
 
         ``boxes`` ``(M, 4)`` are the clipped resized-frame boxes of proposals ``proposal_index`` ``(M,)``.
         """
@@ -237,8 +238,7 @@ class Detector(nn.Module):
         masks = None
         if with_masks and self.roi_heads.mask_head is not None:
             probabilities = self._mask_probabilities(encoding, boxes[keep], proposal_index[keep])
-            masks = paste_masks(probabilities, scaled[keep], (height, width), self.config.mask_threshold)
-            masks = masks.cpu().numpy()
+            masks = paste_masks_rle(probabilities, scaled[keep], (height, width), self.config.mask_threshold)
         return Detections(
             boxes=scaled[keep].cpu().numpy(),
             scores=scores[keep].cpu().numpy(),
