@@ -20,7 +20,7 @@ from audiodetic.detector.boxes import clip_boxes, nonempty
 from audiodetic.detector.centernet import CenterNetHead, centernet_proposals
 from audiodetic.detector.config import DetectorConfig
 from audiodetic.detector.masks import paste_masks_rle
-from audiodetic.detector.preprocess import preprocess_image
+from audiodetic.detector.preprocess import PreprocessedImage, preprocess_image
 from audiodetic.detector.roi_heads import CascadeROIHeads, RegionEncoding, class_weight_matrix
 from audiodetic.structures import Detections
 
@@ -119,19 +119,29 @@ class Detector(nn.Module):
         """Encode one ``(H, W, 3)`` uint8 RGB image (see :class:`ImageEncoding`).
 
         ``input_size = (min_size, max_size)`` overrides the config's shortest-edge resize for this call
-        (e.g. ``(640, 640)`` as Detic's real-time table).
+        (e.g. ``(640, 640)`` as Detic's real-time table). Equals ``encode_inputs(preprocess(image, ...))``.
         """
+        return self.encode_inputs(self.preprocess(image, input_size=input_size))
+
+    @torch.inference_mode()
+    def preprocess(self, image: np.ndarray, *, input_size: tuple[int, int] | None = None) -> PreprocessedImage:
+        """Resize, normalise and pad one ``(H, W, 3)`` uint8 RGB image into the network input (on this device).
+
+        Uses no model weights, so it may run in other threads while the model encodes earlier images.
+        """
+        min_size, max_size = check_input_size(input_size, self.config)
+        return preprocess_image(image, min_size=min_size, max_size=max_size, pixel_mean=self.pixel_mean,
+                                pixel_std=self.pixel_std, size_divisibility=self.config.size_divisibility)
+
+    @torch.inference_mode()
+    def encode_inputs(self, inputs: PreprocessedImage, pyramid: Sequence[torch.Tensor] | None = None
+                      ) -> ImageEncoding:
+        """Encode a preprocessed image. ``pyramid``: the FPN maps of ``inputs.tensor`` (``(1, C, h_l, w_l)``
+        each), computed here unless given (:mod:`audiodetic.detector.batching` computes them for several images
+        in one backbone pass)."""
         config = self.config
-        min_size, max_size = check_input_size(input_size, config)
-        inputs = preprocess_image(
-            image,
-            min_size=min_size,
-            max_size=max_size,
-            pixel_mean=self.pixel_mean,
-            pixel_std=self.pixel_std,
-            size_divisibility=config.size_divisibility,
-        )
-        pyramid = self.fpn(self.backbone(inputs.tensor))
+        if pyramid is None:
+            pyramid = self.fpn(self.backbone(inputs.tensor))
         heatmaps, regressions = self.centernet(pyramid)
         proposal_boxes, proposal_scores = centernet_proposals(
             heatmaps,
