@@ -23,7 +23,8 @@ AUDIO_FORMS = (
 
 
 def as_rgb_array(image: Any, *, argument: str = "image") -> np.ndarray:
-    """``image`` (path, ``PIL.Image`` or ``(H, W, 3)`` uint8 RGB array) as a contiguous ``(H, W, 3)`` uint8 array."""
+    """``image`` (path, encoded image bytes, ``PIL.Image`` or ``(H, W, 3)`` uint8 RGB array) as a contiguous
+    ``(H, W, 3)`` uint8 array (EXIF orientation applied to files and bytes)."""
     if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
         if min(image.shape[:2]) == 0:
             raise ValueError(f"{argument}: empty image of shape {image.shape}")

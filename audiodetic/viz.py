@@ -10,6 +10,7 @@ same palette entry, the later name (in vocabulary order) takes the next free ent
 
 from __future__ import annotations
 
+import io
 import os
 import zlib
 from pathlib import Path
@@ -33,7 +34,8 @@ def to_pil_rgb(image: Any, *, argument: str = "image") -> Image.Image:
     """Return ``image`` as an RGB ``PIL.Image`` (a new object; the input is never modified).
 
     Args:
-        image: a path (``str``/``os.PathLike``; EXIF orientation applied), a ``PIL.Image`` (any mode), or an
+        image: a path (``str``/``os.PathLike``) or the bytes of an encoded image file (EXIF orientation applied
+            to both), a ``PIL.Image`` (any mode), or an
             ``(H, W, 3)`` ``uint8`` RGB array
             (``(H, W)`` grayscale and ``(H, W, 4)`` RGBA ``uint8`` arrays are accepted too).
         argument: the parameter name used in error messages.
@@ -42,11 +44,9 @@ def to_pil_rgb(image: Any, *, argument: str = "image") -> Image.Image:
         path = Path(image)
         if not path.is_file():
             raise FileNotFoundError(f"{argument}: image file not found: {path}")
-        try:
-            with Image.open(path) as opened:
-                return ImageOps.exif_transpose(opened).convert("RGB")  # camera orientation, as detectron2 reads
-        except (OSError, Image.DecompressionBombError) as error:
-            raise ValueError(f"{argument}: cannot read {path} as an image ({error})") from None
+        return _decode(path, f"{argument}: cannot read {path} as an image")
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _decode(io.BytesIO(bytes(image)), f"{argument}: cannot decode {len(image)} bytes as an image")
     if isinstance(image, Image.Image):
         return image.convert("RGB") if image.mode != "RGB" else image.copy()
     if isinstance(image, np.ndarray):
@@ -60,6 +60,14 @@ def to_pil_rgb(image: Any, *, argument: str = "image") -> Image.Image:
     raise TypeError(
         f"{argument}: expected a file path, a PIL.Image or an (H, W, 3) uint8 numpy array, got {type(image).__name__}"
     )
+
+
+def _decode(source: Any, message: str) -> Image.Image:
+    try:
+        with Image.open(source) as opened:
+            return ImageOps.exif_transpose(opened).convert("RGB")  # camera orientation, as detectron2 reads
+    except (OSError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{message} ({error})") from None
 
 
 def colors_for(names: Sequence[str]) -> dict[str, tuple[int, int, int]]:

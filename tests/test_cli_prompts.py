@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 
 from audiodetic.cli import main
-from audiodetic.cli.detect import drawing_paths, expand_images, parse_audio, parse_text
+from audiodetic.collection.pipeline import drawing_paths
+from audiodetic.collection.settings import parse_audio_options, parse_text_options
+from audiodetic.collection.sources import list_images
 from surfaces_fixtures import scene, write_tone
 
 
@@ -124,17 +126,19 @@ def test_missing_weights_and_bad_images_fail_fast(files, capsys, tmp_path) -> No
 
 def test_argument_helpers(tmp_path) -> None:
     (tmp_path / "a.wav").write_bytes(b"")
-    assert parse_audio([f"x={tmp_path / 'a.wav'}", str(tmp_path / "a.wav")]) == {
-        "x": [str(tmp_path / "a.wav")], "a": [str(tmp_path / "a.wav")]}
-    assert parse_text(["car", "pet = a dog"]) == {"car": "car", "pet": "a dog"}
+    assert parse_audio_options([f"x={tmp_path / 'a.wav'}", str(tmp_path / "a.wav")]) == (
+        ("x", (str(tmp_path / "a.wav"),)), ("a", (str(tmp_path / "a.wav"),)))
+    assert parse_text_options(["car", "pet = a dog"]) == (("car", "car"), ("pet", "a dog"))
     with pytest.raises(ValueError, match="twice"):
-        parse_text(["car", "car"])
+        parse_text_options(["car", "car"])
     for name in ("b.png", "a.jpg"):
         Image.new("RGB", (4, 4)).save(tmp_path / name)
-    found = expand_images([str(tmp_path), str(tmp_path / "a.jpg")])
-    assert found == [tmp_path / "a.jpg", tmp_path / "b.png"]
-    assert drawing_paths([tmp_path / "x" / "a.png", tmp_path / "y" / "a.jpg"], tmp_path) == [
-        tmp_path / "a.png", tmp_path / "a-2.png"]
+    found, missing = list_images([str(tmp_path), str(tmp_path / "a.jpg")])
+    assert [item.image for item in found] == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png")] and not missing
+    from audiodetic.collection.sources import ImageItem
+
+    same_stem = [ImageItem(str(tmp_path / "x" / "a.png"), "", 0), ImageItem(str(tmp_path / "y" / "a.jpg"), "", 1)]
+    assert drawing_paths(same_stem, tmp_path) == {0: tmp_path / "a.png", 1: tmp_path / "a-2.png"}
 
 
 def test_load_from_files_matches_the_command(files, capsys) -> None:
