@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from audiodetic.collection.progress import RunProgress, describe_error
-from audiodetic.collection.session import DetectionSession, PreparedImage, read_pixels
+from audiodetic.collection.session import DetectionSession, PreparedImage, detect_each, read_pixels
 from audiodetic.collection.sources import ImageItem
 
 
@@ -133,20 +133,14 @@ def run_pipeline(session: Callable[[], DetectionSession] | DetectionSession, ite
 
 def _detect_and_record(session: DetectionSession, batch: list[PreparedImage], batch_size: int, sink: ResultSink,
                        progress: RunProgress, draw: Mapping[int, Path] | None) -> None:
-    try:
-        found = session.detect(batch, batch_size=batch_size)
-    except Exception as error:  # noqa: BLE001
-        if len(batch) == 1:
-            progress.failed(batch[0].item.image, describe_error(error))
-            return
-        for prepared in batch:  # find the image that fails
-            _detect_and_record(session, [prepared], 1, sink, progress, draw)
-        return
-    for prepared, detections in zip(batch, found):  # a failed write (disk full...) stops the run
+    for prepared, found in zip(batch, detect_each(session, batch, batch_size=batch_size)):
         item: ImageItem = prepared.item
-        if draw and item.index in draw:
-            write_drawing(draw[item.index], prepared.pixels, detections)
-        sink.add(item, detections.to_json_dict(image=item.image))
+        if isinstance(found, Exception):
+            progress.failed(item.image, describe_error(found))
+            continue
+        if draw and item.index in draw:  # a failed write (disk full...) stops the run
+            write_drawing(draw[item.index], prepared.pixels, found)
+        sink.add(item, found.to_json_dict(image=item.image))
         progress.done()
 
 

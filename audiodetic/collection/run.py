@@ -143,7 +143,7 @@ def detect_collection(sources: Sequence[str], settings: DetectionSettings, outpu
             from audiodetic.integrations.ray import run_on_ray
 
             run_on_ray(todo, settings, sink, progress, workers=options.workers, address=options.address,
-                       batch_size=options.batch_size, device=device)
+                       batch_size=options.batch_size, device=options.device)
         elif todo:
             run_pipeline(lambda: DetectionSession(settings, device=device, model=model), todo, sink, progress,
                          PipelineOptions(batch_size=options.batch_size, workers=options.workers, draw=draw),

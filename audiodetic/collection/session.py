@@ -90,3 +90,17 @@ class DetectionSession:
             return [detector.classify(encoding, self.vocabulary, score_threshold=settings.score_threshold,
                                       all_classes=settings.all_classes, with_masks=settings.with_masks,
                                       max_detections=settings.max_detections) for encoding in encodings]
+
+
+def detect_each(session: DetectionSession, prepared: Sequence[PreparedImage], *, batch_size: int = 1
+                ) -> list[Detections | Exception]:
+    """:meth:`DetectionSession.detect` on ``prepared``; when the batch fails, each image alone, so that only the
+    images that fail by themselves get their error (in place of their detections)."""
+    if not prepared:
+        return []
+    try:
+        return list(session.detect(prepared, batch_size=batch_size))
+    except Exception as error:  # noqa: BLE001 - one image's failure must not cost the others
+        if len(prepared) == 1:
+            return [error]
+        return [found for one in prepared for found in detect_each(session, [one])]
