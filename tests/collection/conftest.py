@@ -53,8 +53,7 @@ def settings(assets):
     return DetectionSettings(detector=str(assets["checkpoint"]), vocabulary=str(assets["vocabulary"]), **SETTINGS)
 
 
-@pytest.fixture(scope="session")
-def plain_loop(assets, settings):
+def loop_records(assets: dict[str, Any], settings: Any) -> dict[str, dict[str, Any]]:
     """``{image path: JSON record}`` from the public API one image at a time: load, vocabulary, predictor,
     set_image, predict (the loop a user would write)."""
     import audiodetic
@@ -68,6 +67,13 @@ def plain_loop(assets, settings):
         found = predictor.predict(vocabulary, score_threshold=settings.score_threshold,
                                   max_detections=settings.max_detections)
         records[str(path)] = json.loads(json.dumps(found.to_json_dict(image=str(path))))
+    return records
+
+
+@pytest.fixture(scope="session")
+def plain_loop(assets, settings):
+    """:func:`loop_records` of the test images (computed once)."""
+    records = loop_records(assets, settings)
     assert sum(len(r["detections"]) for r in records.values()) > 0
     return records
 

@@ -3,8 +3,6 @@ failures are reported, counted and skipped."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -13,23 +11,7 @@ from audiodetic.collection.pipeline import PipelineOptions, run_pipeline
 from audiodetic.collection.progress import RunProgress
 from audiodetic.collection.session import DetectionSession
 from audiodetic.collection.sources import list_images
-from conftest import read_lines
-
-
-def _loop(assets, settings) -> dict:
-    """The public-API loop (as the ``plain_loop`` fixture), run now under the caller's backend flags."""
-    import audiodetic
-
-    model = audiodetic.load(assets["checkpoint"])
-    vocabulary = model.vocabulary(vocabulary=assets["vocabulary"], names=list(settings.names))
-    predictor = model.predictor()
-    records = {}
-    for path in assets["images"]:
-        predictor.set_image(path, input_size=settings.input_size)
-        found = predictor.predict(vocabulary, score_threshold=settings.score_threshold,
-                                  max_detections=settings.max_detections)
-        records[str(path)] = json.loads(json.dumps(found.to_json_dict(image=str(path))))
-    return records
+from conftest import loop_records, read_lines
 
 
 @pytest.mark.parametrize(("workers", "batch_size"), [(1, 1), (3, 1)])
@@ -55,7 +37,7 @@ def test_batched_pipeline_equals_the_plain_loop(assets, settings, tmp_path):
     with torch.backends.mkldnn.flags(enabled=False):
         summary = detect_collection([str(assets["photos"])], settings, tmp_path / "out.jsonl",
                                     RunOptions(workers=2, batch_size=4, progress=False), model=model)
-        expected = _loop(assets, settings)
+        expected = loop_records(assets, settings)
     assert summary.processed == 6
     assert max(batches) > 1 and sum(batches) == 6  # the pipeline did batch, each image once
     lines = read_lines(tmp_path / "out.jsonl")
