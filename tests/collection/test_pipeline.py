@@ -103,3 +103,17 @@ def test_fail_fast_stops_at_the_first_failure(assets, settings, tmp_path):
         detect_collection([str(folder)], settings, tmp_path / "out.jsonl",
                           RunOptions(workers=1, fail_fast=True, progress=False))
     assert [line["image"] for line in read_lines(tmp_path / "out.jsonl")] == [str(folder / "a.png")]
+
+
+def test_a_run_never_builds_full_size_masks(assets, settings, plain_loop, tmp_path, monkeypatch):
+    from audiodetic.rle_masks import RleMasks
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a full-size (H, W) mask was built")
+
+    monkeypatch.setattr(RleMasks, "to_dense", refuse)
+    monkeypatch.setattr(RleMasks, "mask", refuse)
+    images = [str(p) for p in assets["images"][:2]]
+    summary = detect_collection(images, settings, tmp_path / "out.jsonl", RunOptions(workers=1, progress=False))
+    assert summary.processed == 2 and summary.failed_total == 0
+    assert [line for line in read_lines(tmp_path / "out.jsonl")] == [plain_loop[i] for i in images]
