@@ -3,8 +3,8 @@
 Every engine (the local pipeline, each ``torchrun`` rank, each Ray actor) makes one :class:`DetectionSession`,
 so the detector, the prompt encoders and the vocabulary are built once per process, never per image or batch.
 :func:`read_pixels` (read, decode) needs no model and :meth:`DetectionSession.prepare` (resize, normalise) no
-weights: both run in worker threads; :meth:`DetectionSession.detect` encodes a batch (one backbone pass per group of equal input shape on a
-GPU, see :mod:`audiodetic.detector.batching`) and classifies each image. With a batch of one this is exactly what
+weights: both run in worker threads. :meth:`DetectionSession.detect` encodes a batch (one backbone pass per group
+of equal input shape, see :mod:`audiodetic.detector.batching`) and classifies each image. With a batch of one this is exactly what
 ``model.predictor()``'s ``set_image`` + ``predict`` compute.
 """
 

@@ -40,11 +40,16 @@ def test_an_address_where_nothing_answers_fails_in_seconds(assets, tmp_path, cap
 def cluster():
     import ray
 
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests" / "collection"),
-                                                os.environ.get("PYTHONPATH", "")])
+    before = os.environ.get("PYTHONPATH")
+    # the workers import audiodetic from this tree, and this module (for DiesOnce) from tests/collection
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests" / "collection"), before or ""])
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+    if before is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = before
 
 
 def test_ray_rows_equal_the_plain_loop_from_paths_and_bytes(cluster, assets, settings, plain_loop, tmp_path):

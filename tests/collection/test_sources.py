@@ -40,7 +40,8 @@ def test_list_file_entries_are_relative_to_the_list(tmp_path, monkeypatch):
     items, missing = list_images(["data/list.txt"])
     assert [i.image for i in items] == [os.path.join("data", "x.png"), os.path.join("data", "sub/y.png")]
     assert [(m.where, os.path.basename(m.image), m.reason) for m in missing] == [
-        ("data/list.txt:5", "gone.png", "no such file"), ("data/list.txt:6", "folder", "is a folder, not an image file")]
+        ("data/list.txt:5", "gone.png", "no such file"),
+        ("data/list.txt:6", "folder", "is a folder, not an image file")]
 
 
 def test_what_finds_nothing_is_an_error(tmp_path):
