@@ -16,9 +16,9 @@ never imports Ray; the functions below do.
 
 :class:`RayDetector` is the callable class: its constructor builds the detector, the prompt encoders and the
 vocabulary once per actor (:class:`~audiodetic.collection.session.DetectionSession`); each call takes a batch
-with a ``path`` column (image files every worker can read) or a ``bytes`` column (encoded images, as
-``ray.data.read_binary_files`` gives them; its ``path`` column then only names them), and returns one row per
-image: ``image``, ``width``, ``height``, ``detections`` (``label``, ``class_id``, ``score``, ``box``, ``mask`` as
+with a ``path`` column (image files every worker can read) and/or a ``bytes`` column (encoded images, as
+``ray.data.read_binary_files`` gives them; a row's bytes, when not null, are used and its path only names it),
+and returns one row per image: ``image``, ``width``, ``height``, ``detections`` (``label``, ``class_id``, ``score``, ``box``, ``mask`` as
 COCO RLE ``{size, counts}``) and ``error`` (null, or why that image failed; the other images of the batch are
 unaffected). Rows equal ``Detections.to_json_dict`` of the plain loop.
 
@@ -96,12 +96,15 @@ class RayDetector:
     def __call__(self, batch: Mapping[str, Any]) -> Any:
         import pyarrow as pa
 
-        sources = batch["bytes"] if "bytes" in batch else batch["path"]
-        names = batch["image"] if "image" in batch else batch.get("path", [None] * len(sources))
-        indices = batch["index"] if "index" in batch else [None] * len(sources)
+        count = len(next(iter(batch.values())))
+        blank = [None] * count
+        data, paths = batch.get("bytes", blank), batch.get("path", blank)
+        names = batch["image"] if "image" in batch else paths
+        indices = batch.get("index", blank)
         rows: list[dict[str, Any]] = []
         prepared, slots = [], []
-        for position, source in enumerate(sources):
+        for position in range(count):
+            source = data[position] if data[position] is not None else paths[position]
             label = str(names[position]) if names[position] is not None else f"#{position}"
             row = {"index": None if indices[position] is None else int(indices[position]), "image": label,
                    "width": None, "height": None, "detections": None, "error": None}
