@@ -13,6 +13,7 @@ import os
 import threading
 from typing import Any, Mapping
 
+from audiodetic import status
 from audiodetic.errors import InputError, InputTypeError
 from audiodetic.inputs import check_device
 from audiodetic.model import AudiodeticModel, Deferred, Predictor
@@ -62,7 +63,8 @@ def load(name_or_paths: str | os.PathLike[str] | Mapping[str, Any] | None = None
     detector_name = DEFAULT_DETECTOR if detector_name is None else detector_name
     from audiodetic.detector.convert import load_detector
 
-    detector = load_detector(detector_name, device=device).eval()
+    with status.step(f"loading the detector {os.fspath(detector_name)}"):
+        detector = load_detector(detector_name, device=device).eval()
     model = AudiodeticModel(
         detector,
         audio_encoder=_deferred_audio(audio_weights, device),

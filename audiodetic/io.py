@@ -9,6 +9,11 @@ temporary file is removed and the destination is untouched. The helpers below (:
 
 :func:`check_output` is the rule for output paths given by a user: refuse a path that is one of the inputs
 (the same file, through any spelling or link), and refuse an existing file unless the caller allows replacing it.
+
+Append-only JSON Lines (one JSON value per line) are the one exception to whole-file atomic writes: a long run
+adds a line per finished item with :class:`JsonLinesAppender` (each line written in one call, flushed and
+``fsync``-ed), so a killed process leaves every finished line intact and at most a torn last line without its
+newline. :func:`iter_json_lines` skips such a tail and :func:`repair_json_lines` cuts it off.
 """
 
 from __future__ import annotations
@@ -156,3 +161,84 @@ def check_output(path: PathLike, *, inputs: Iterable[PathLike] = (), overwrite: 
     if not path.parent.is_dir():
         raise MissingFileError(f"{what} {path}: the folder {path.parent} does not exist")
     return path
+
+
+class JsonLinesAppender:
+    """Append JSON values to a JSON Lines file, one durable line each (see the module docstring).
+
+    Use as a context manager or call :meth:`close`. ``path``'s folder must exist; the file is created if needed.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise MissingFileError(f"cannot write {self.path}: the folder {self.path.parent} does not exist")
+        self._handle = open(self.path, "ab")
+
+    def append(self, value: Any) -> int:
+        """Write ``value`` as one line (flushed and fsynced); returns the byte offset where the line starts."""
+        offset = self._handle.tell()
+        self._handle.write(json.dumps(value).encode("utf-8") + b"\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        return offset
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> "JsonLinesAppender":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_json_lines(path: PathLike) -> Iterator[tuple[int, int, Any]]:
+    """``(line_number, byte_offset, value)`` of each complete line of a JSON Lines file (1-based line numbers).
+
+    Blank lines are skipped; a last line without its newline (a torn write) is ignored; any other line that is
+    not JSON raises :class:`~audiodetic.errors.InputError` naming the file and line.
+    """
+    offset = 0
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            start, offset = offset, offset + len(line)
+            if not line.endswith(b"\n"):
+                return  # torn final write
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError:
+                raise InputError(f"{path}: line {number} is not JSON; the file is damaged or not a JSON Lines "
+                                 f"file written by audiodetic") from None
+            yield number, start, value
+
+
+def read_json_line(path: PathLike, offset: int) -> bytes:
+    """The raw bytes of the line starting at ``offset`` (without its newline)."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return handle.readline().rstrip(b"\n")
+
+
+def repair_json_lines(path: PathLike) -> int:
+    """Cut a torn last line (bytes after the final newline) off a JSON Lines file; returns the bytes removed."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        end = size
+        while end > 0:  # look backwards for the last newline, one block at a time
+            start = max(0, end - 65536)
+            handle.seek(start)
+            block = handle.read(end - start)
+            position = block.rfind(b"\n")
+            if position >= 0:
+                end = start + position + 1
+                break
+            end = start
+        if end < size:
+            handle.truncate(end)
+    return size - end

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiodetic.errors import InputError
+
 __all__ = [
     "MIN_BATCH", "MIN_GEMM_MACS", "MIN_PIXELS", "Conv1x1", "Conv3x3", "conv1x1", "conv3x3", "fast_kernels_enabled",
     "gemm", "linear", "multihead_attention", "nnpack_enabled", "onednn_suits",
@@ -165,9 +167,9 @@ def gemm(
     i.e. the same operators and values as the unfused module code.
     """
     if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
+        raise InputError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
     if residual is not None and activation != "none":
-        raise ValueError("gemm fuses either an activation or a residual sum, not both")
+        raise InputError("gemm fuses either an activation or a residual sum, not both")
     recording = torch.is_grad_enabled() and (
         x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
         or (residual is not None and residual.requires_grad))

@@ -14,6 +14,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, Mapping, Sequence, TypeVar
 
+from audiodetic import status
 from audiodetic.errors import InputError
 from audiodetic.inputs import (
     as_picture,
@@ -59,7 +60,8 @@ class _Slot(Generic[T]):
     def get(self) -> T:
         with self._lock:
             if isinstance(self._value, Deferred):
-                self._value = self._value.factory()
+                with status.step(f"loading the {self._value.description}"):
+                    self._value = self._value.factory()
             if self._value is None:
                 raise InputError(f"this model has no {self._what}; load it with one to use such prompts")
             return self._value

@@ -2,17 +2,18 @@
 
 Coordinate frame: boxes are float32 ``(x1, y1, x2, y2)`` in the pixels of the image the caller passed in
 (not the resized network input); ``x`` grows to the right, ``y`` downwards, ``(0, 0)`` is the top-left corner
-of the top-left pixel. Masks are ``(N, H, W)`` bool in the same image.
+of the top-left pixel. Masks are ``(N, H, W)`` bool in the same image when asked for (:attr:`Detections.masks`);
+the detector hands them over compactly as COCO RLE (:class:`~audiodetic.rle_masks.RleMasks`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from audiodetic.errors import InputError
+from audiodetic.rle_masks import RleMasks
 
 
 def _as_array(value: Any, dtype: Any, name: str) -> np.ndarray:
@@ -24,61 +25,102 @@ def _as_array(value: Any, dtype: Any, name: str) -> np.ndarray:
         raise InputError(f"Detections.{name} must be array-like of {np.dtype(dtype).name}: {error}") from None
 
 
-@dataclass(frozen=True, eq=False)
 class Detections:
-    """Detections in one image.
+    """Detections in one image (immutable).
 
     Attributes:
         boxes: ``(N, 4)`` float32 ``x1, y1, x2, y2`` in input-image pixels, ``x1 <= x2``, ``y1 <= y2``.
         scores: ``(N,)`` float32 in ``[0, 1]``.
         class_ids: ``(N,)`` int64 indices into ``names``.
         names: the vocabulary's prompt names, ``len(names) = C``; ``class_ids`` index into it.
-        masks: ``(N, H, W)`` bool instance masks in the input image, or ``None``.
         image_size: ``(H, W)`` of the input image.
+        masks: ``(N, H, W)`` bool instance masks in the input image, or ``None`` (see below).
+
+    The ``masks`` argument takes ``(N, H, W)`` bool arrays or :class:`~audiodetic.rle_masks.RleMasks`. RLE masks
+    (what the detector returns) cost about 1 to 5 bytes per column of each box — 14 to 60 KB for a detection
+    12000 px wide, where its dense mask is ``H * W`` bytes (144 MB at 12000 x 12000). They stay RLE through indexing,
+    sorting, :meth:`to_json_dict` and :meth:`to_coco_results`; the ``(N, H, W)`` array is made the first time
+    :attr:`masks` is read (and kept). :meth:`mask` gives one ``(H, W)`` mask, :attr:`rle_masks` the compact form.
     """
 
-    boxes: np.ndarray
-    scores: np.ndarray
-    class_ids: np.ndarray
-    names: tuple[str, ...]
-    image_size: tuple[int, int]
-    masks: np.ndarray | None = None
+    __slots__ = ("boxes", "scores", "class_ids", "names", "image_size", "_dense", "_rle")
 
-    def __post_init__(self) -> None:
-        boxes = _as_array(self.boxes, np.float32, "boxes")
+    def __init__(self, boxes: Any, scores: Any, class_ids: Any, names: Sequence[str], image_size: Sequence[int],
+                 masks: Any = None) -> None:
+        boxes = _as_array(boxes, np.float32, "boxes")
         if boxes.size == 0:
             boxes = boxes.reshape(0, 4)
         if boxes.ndim != 2 or boxes.shape[1] != 4:
             raise InputError(f"Detections.boxes must have shape (N, 4), got {boxes.shape}")
         n = boxes.shape[0]
-        scores = _as_array(self.scores, np.float32, "scores").reshape(-1)
-        class_ids = _as_array(self.class_ids, np.int64, "class_ids").reshape(-1)
+        scores = _as_array(scores, np.float32, "scores").reshape(-1)
+        class_ids = _as_array(class_ids, np.int64, "class_ids").reshape(-1)
         if scores.shape != (n,) or class_ids.shape != (n,):
             raise InputError(
                 f"Detections: boxes has {n} rows but scores has shape {scores.shape} and class_ids {class_ids.shape}"
             )
-        names = tuple(str(name) for name in self.names)
+        names = tuple(str(name) for name in names)
         if n and (class_ids.min() < 0 or class_ids.max() >= len(names)):
             raise InputError(
                 f"Detections.class_ids must lie in [0, {len(names)}) (the number of names), "
                 f"got values from {class_ids.min()} to {class_ids.max()}"
             )
-        if len(self.image_size) != 2 or min(int(v) for v in self.image_size) <= 0:
-            raise InputError(f"Detections.image_size must be (H, W) with positive sides, got {self.image_size}")
-        height, width = (int(v) for v in self.image_size)
+        if len(image_size) != 2 or min(int(v) for v in image_size) <= 0:
+            raise InputError(f"Detections.image_size must be (H, W) with positive sides, got {image_size}")
+        height, width = (int(v) for v in image_size)
         if not np.all(np.isfinite(boxes)) or not np.all(np.isfinite(scores)):
             raise InputError("Detections: boxes and scores must be finite")
         if n and np.any(boxes[:, 2:] < boxes[:, :2]):
             raise InputError("Detections.boxes must satisfy x1 <= x2 and y1 <= y2")
-        masks = self.masks
-        if masks is not None:
-            masks = _as_array(masks, bool, "masks")
-            if masks.shape != (n, height, width):
-                raise InputError(f"Detections.masks must have shape {(n, height, width)}, got {masks.shape}")
-        for key, value in (("boxes", boxes), ("scores", scores), ("class_ids", class_ids), ("masks", masks)):
+        dense, rle = None, None
+        if isinstance(masks, RleMasks):
+            if len(masks) != n or masks.image_size != (height, width):
+                raise InputError(f"Detections.masks must hold {n} masks of {(height, width)}, got {n} boxes and "
+                                 f"{len(masks)} RLE masks of {masks.image_size}")
+            rle = masks
+        elif masks is not None:
+            dense = _as_array(masks, bool, "masks")
+            if dense.shape != (n, height, width):
+                raise InputError(f"Detections.masks must have shape {(n, height, width)}, got {dense.shape}")
+        for key, value in (("boxes", boxes), ("scores", scores), ("class_ids", class_ids), ("names", names),
+                           ("image_size", (height, width)), ("_dense", dense), ("_rle", rle)):
             object.__setattr__(self, key, value)
-        object.__setattr__(self, "names", names)
-        object.__setattr__(self, "image_size", (height, width))
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"Detections is immutable; cannot set {key!r} (build a new one)")
+
+    # -- masks ----------------------------------------------------------------------------------------------------
+    @property
+    def has_masks(self) -> bool:
+        """Whether the detections carry masks (without building any array)."""
+        return self._dense is not None or self._rle is not None
+
+    @property
+    def masks(self) -> np.ndarray | None:
+        """``(N, H, W)`` bool masks (``N * H * W`` bytes, decoded from RLE on first use and kept), or ``None``."""
+        if self._dense is None and self._rle is not None:
+            object.__setattr__(self, "_dense", self._rle.to_dense())
+        return self._dense
+
+    @property
+    def rle_masks(self) -> RleMasks | None:
+        """The masks as :class:`~audiodetic.rle_masks.RleMasks` (encoded now if they were given dense), or ``None``."""
+        if self._rle is None and self._dense is not None:
+            object.__setattr__(self, "_rle", RleMasks.from_dense(self._dense))
+        return self._rle
+
+    def mask(self, index: int) -> np.ndarray:
+        """Mask ``index`` as an ``(H, W)`` bool array (only that one is decoded)."""
+        if not self.has_masks:
+            raise InputError("these detections have no masks")
+        if self._dense is not None:
+            return self._dense[index]
+        return self._rle.mask(index)  # type: ignore[union-attr]
+
+    def _selected_masks(self, index: Any) -> Any:
+        if self._rle is not None:
+            return self._rle[index]
+        return None if self._dense is None else self._dense[index]
 
     # -- container protocol -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -96,11 +138,14 @@ class Detections:
             class_ids=self.class_ids[index],
             names=self.names,
             image_size=self.image_size,
-            masks=None if self.masks is None else self.masks[index],
+            masks=self._selected_masks(index),
         )
 
     def __repr__(self) -> str:
-        masks = "none" if self.masks is None else "x".join(str(s) for s in self.masks.shape)
+        masks = "none"
+        if self.has_masks:
+            kind = "dense" if self._rle is None else "rle"
+            masks = "x".join(str(s) for s in (len(self), *self.image_size)) + f" {kind}"
         return f"Detections(n={len(self)}, classes={len(self.names)}, image_size={self.image_size}, masks={masks})"
 
     @property
@@ -119,19 +164,15 @@ class Detections:
     @classmethod
     def empty(cls, names: Sequence[str], image_size: tuple[int, int], *, with_masks: bool = False) -> "Detections":
         height, width = image_size
-        masks = np.zeros((0, height, width), bool) if with_masks else None
+        masks = RleMasks((), (height, width)) if with_masks else None
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
                    tuple(names), (height, width), masks)
 
     # -- converters -----------------------------------------------------------------------------------------
     def mask_rles(self) -> list[dict[str, Any]]:
         """COCO compressed RLE of each mask: ``{"size": [H, W], "counts": str}`` (empty list without masks)."""
-        if self.masks is None:
-            return []
-        from pycocotools import mask as mask_utils
-
-        encoded = mask_utils.encode(np.asfortranarray(self.masks.transpose(1, 2, 0).astype(np.uint8)))
-        return [{"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")} for rle in encoded]
+        masks = self.rle_masks
+        return [] if masks is None else masks.to_coco()
 
     def to_json_dict(self, image: str = "") -> dict[str, Any]:
         """The CLI's per-image JSON object: ``{"image", "width", "height", "detections": [...]}``.
@@ -171,10 +212,7 @@ class Detections:
             names = [found.get(i, f"class_{i}") for i in range(size)]
         masks = None
         if items and all("mask" in item for item in items):
-            from pycocotools import mask as mask_utils
-
-            rles = [{"size": item["mask"]["size"], "counts": item["mask"]["counts"].encode("ascii")} for item in items]
-            masks = mask_utils.decode(rles).transpose(2, 0, 1).astype(bool)
+            masks = RleMasks.from_coco([item["mask"] for item in items], (height, width))
         return cls(
             boxes=np.array([item["box"] for item in items], np.float32).reshape(-1, 4),
             scores=np.array([item["score"] for item in items], np.float32),
@@ -242,9 +280,9 @@ def concatenate(parts: Iterable[Detections]) -> Detections:
     for part in parts[1:]:
         if part.names != first.names or part.image_size != first.image_size:
             raise InputError("concatenate(): all parts must share names and image_size")
-        if (part.masks is None) != (first.masks is None):
+        if part.has_masks != first.has_masks:
             raise InputError("concatenate(): either all parts have masks or none")
-    masks = None if first.masks is None else np.concatenate([p.masks for p in parts])
+    masks = None if not first.has_masks else RleMasks.concatenate([p.rle_masks for p in parts])
     return Detections(
         boxes=np.concatenate([p.boxes for p in parts]),
         scores=np.concatenate([p.scores for p in parts]),

@@ -111,12 +111,12 @@ def draw(
     short_side = min(width, height)
     line_width = max(2, round(short_side / 300))
 
-    if show_masks and detections.masks is not None and alpha > 0:
+    if show_masks and detections.has_masks and alpha > 0:
         pixels = np.asarray(canvas, dtype=np.float32).copy()
         edges = np.zeros((height, width), bool)
         edge_colors = np.zeros((height, width, 3), np.float32)
         for i in order:
-            mask = detections.masks[i]
+            mask = detections.mask(i)  # one (H, W) mask at a time
             if not mask.any():
                 continue
             color = np.array(colors[detections.names[detections.class_ids[i]]], np.float32)

@@ -113,3 +113,86 @@ def test_concatenate():
     assert len(joined) == 5 and joined.masks.shape[0] == 5
     with pytest.raises(ValueError):
         concatenate([a, make(2, size=(5, 5))])
+
+
+def _compact(n=4, size=(20, 30)):
+    from audiodetic.rle_masks import RleMasks
+
+    dense = make(n, size=size)
+    return dense, Detections(dense.boxes, dense.scores, dense.class_ids, dense.names, dense.image_size,
+                             RleMasks.from_dense(dense.masks))
+
+
+def test_rle_masks_behave_like_dense_ones():
+    dense, compact = _compact(5)
+    assert compact.has_masks and "rle" in repr(compact) and "5x20x30" in repr(compact)
+    np.testing.assert_array_equal(compact.masks, dense.masks)
+    assert compact.masks.dtype == bool and compact.masks.shape == (5, 20, 30)
+    np.testing.assert_array_equal(compact.mask(3), dense.masks[3])
+    keep = compact.scores > 0.3
+    np.testing.assert_array_equal(compact[keep].masks, dense.masks[keep])
+    np.testing.assert_array_equal(compact.sorted_by_score().masks, dense.sorted_by_score().masks)
+    assert compact.to_json_dict("a.png") == dense.to_json_dict("a.png")
+    assert compact.to_coco_results(1) == dense.to_coco_results(1)
+    np.testing.assert_array_equal(concatenate([compact, dense]).masks, np.concatenate([dense.masks, dense.masks]))
+    np.testing.assert_array_equal(compact.rle_masks.areas(), dense.masks.reshape(5, -1).sum(1))
+
+
+def test_converters_never_decode_rle_masks(monkeypatch):
+    from audiodetic.rle_masks import RleMasks
+
+    _, compact = _compact(4)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a full-size mask was built")
+
+    monkeypatch.setattr(RleMasks, "to_dense", refuse)
+    monkeypatch.setattr(RleMasks, "mask", refuse)
+    data = json.loads(json.dumps(compact.to_json_dict("a.png")))
+    back = Detections.from_json_dict(data)
+    assert back.rle_masks.counts == compact.sorted_by_score().rle_masks.counts
+    assert len(compact.to_coco_results(3)) == 4 and len(concatenate([compact, back])) == 8
+    assert len(compact[compact.scores > 0.5].above(0.6)) == int((compact.scores > 0.6).sum())
+    assert Detections.empty(("a",), (4, 5), with_masks=True).to_json_dict()["detections"] == []
+
+
+def test_rle_masks_are_checked():
+    from audiodetic.rle_masks import RleMasks
+
+    dense, compact = _compact(3)
+    with pytest.raises(ValueError, match=r"must hold 3 masks of \(20, 31\), got 3 boxes and 3 RLE masks of \(20, 30\)"):
+        Detections(dense.boxes, dense.scores, dense.class_ids, dense.names, (20, 31), compact.rle_masks)
+    with pytest.raises(ValueError, match="mask 0 has size \\[5, 5\\] but the image is \\[20, 30\\]"):
+        RleMasks.from_coco([{"size": [5, 5], "counts": "PP"}], (20, 30))
+    with pytest.raises(ValueError, match="only compressed RLE"):
+        RleMasks.from_coco([{"size": [20, 30], "counts": [600]}], (20, 30))
+    with pytest.raises(ValueError, match="not a COCO RLE"):
+        RleMasks.from_coco([{"counts": "PP"}], (20, 30))
+    with pytest.raises(TypeError, match="counts\\[0\\]"):
+        RleMasks([5], (2, 2))
+    with pytest.raises(AttributeError, match="immutable"):
+        compact.scores = np.zeros(3)
+
+
+def test_column_run_encoder_equals_pycocotools_on_random_regions():
+    from audiodetic.rle_masks import ColumnRunEncoder, RleMasks
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        height, width = (int(v) for v in rng.integers(1, 25, 2))
+        mask = np.zeros((height, width), bool)
+        y0, y1 = sorted(int(v) for v in rng.integers(0, height + 1, 2))
+        x0, x1 = sorted(int(v) for v in rng.integers(0, width + 1, 2))
+        region = rng.random((y1 - y0, x1 - x0)) < rng.random()
+        mask[y0:y1, x0:x1] = region
+        encoder = ColumnRunEncoder((height, width))
+        x = x0
+        while x < x1:  # bands of 1..3 columns
+            step = int(rng.integers(1, 4))
+            encoder.add_columns(region[:, x - x0 : x - x0 + step].T, y0, x)
+            x += step
+        assert encoder.finish() == RleMasks.from_dense(mask[None]).counts[0]
+    encoder = ColumnRunEncoder((4, 4))
+    encoder.add_columns(np.ones((2, 4), bool), 0, 2)
+    with pytest.raises(ValueError, match="do not fit"):
+        encoder.add_columns(np.ones((1, 4), bool), 0, 1)  # columns must come left to right

@@ -11,7 +11,7 @@ import importlib
 import sys
 from typing import Sequence
 
-from audiodetic import __version__
+from audiodetic import __version__, status
 from audiodetic.cli.help import CommandParser
 from audiodetic.errors import AudiodeticError
 
@@ -45,7 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        with status.quiet_while(bool(getattr(args, "no_progress", False))):
+            return int(args.func(args) or 0)
     except (AudiodeticError, FileNotFoundError, ValueError) as error:
         print(f"audiodetic {args.command}: error: {error}", file=sys.stderr)
         return 1

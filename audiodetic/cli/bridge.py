@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiodetic.cli.options import add_progress_option
 from audiodetic.spaces import BRIDGE_KINDS
 
 _LABELS_HELP = ("label bank (default: auto): 'auto' = Detic's stored CLIP rows of LVIS/COCO/Objects365/OpenImages "
@@ -48,7 +49,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N for the encoders")
     parser.add_argument("--cache-dir", type=Path, default=None, help="weights cache (default: AUDIODETIC_CACHE ...)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write cached embeddings/bridges")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars or status lines")
+    add_progress_option(parser)
 
 
 def register(subparsers: Any) -> None:

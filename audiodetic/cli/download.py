@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiodetic.cli.options import add_progress_option
 from audiodetic.errors import InputError
 
 __all__ = ["register", "run", "run_download", "run_models"]
@@ -32,7 +33,7 @@ def register(subparsers: Any) -> None:
     download.add_argument("--cache-dir", type=Path, default=None, help="cache directory (default: see above)")
     download.add_argument("--sha256", default=None, metavar="HEX",
                           help="expected SHA-256 of the file (only with a single NAME); recorded as pinned")
-    download.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(download)
     download.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                           help="network timeout (default: AUDIODETIC_DOWNLOAD_TIMEOUT or 60)")
     download.set_defaults(func=run)

@@ -12,7 +12,7 @@
     audiodetic eval sound-localisation --dataset vggss|flickr|s4 --data DIR [--annotations ...] --output DIR
 
 Under ``torchrun`` each process runs one shard on ``cuda:LOCAL_RANK`` and rank 0 merges (see
-:mod:`audiodetic.eval.sharding`).
+:mod:`audiodetic.sharding`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiodetic.cli.options import add_progress_option
 from audiodetic.errors import InputError, MissingFileError
 
 
@@ -83,7 +84,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--one-class-per-proposal", action="store_true",
                      help="keep only each region's best class (Detic's demo setting, not its evaluation)")
     run.add_argument("--overwrite", action="store_true", help="discard an existing run in --output")
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_option(run)
     run.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     run.add_argument("--merge-timeout", type=float, default=86400.0, help="seconds rank 0 waits for other ranks")
 
@@ -132,13 +133,13 @@ def _run_detector(args: argparse.Namespace, dataset: Any, settings: Any) -> int:
     from audiodetic.eval import components
     from audiodetic.eval.pipeline import check_resume, evaluate, run_sound_benchmark
     from audiodetic.eval.runner import Variant
-    from audiodetic.eval.sharding import Shard, device_for, distributed_env
     from audiodetic.eval.vocabularies import (
         builtin_dataset_vocabulary,
         load_text_encoder,
         matrix_vocabulary,
         text_vocabulary,
     )
+    from audiodetic.sharding import Shard, device_for, distributed_env
 
     env = distributed_env()
     shard = Shard.parse(args.shard) if args.shard else None

@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 
-def add_model_options(parser: Any, *, text: bool = True, half: bool = True) -> None:
+def add_model_options(parser: Any, *, text: bool = True, half: bool = True, device: bool = True) -> None:
     """``--detector``, ``--audio-weights``, ``--bridge``, ``--device`` (and ``--text-weights``, ``--half``)."""
     from audiodetic.api import DEFAULT_AUDIO_WEIGHTS, DEFAULT_BRIDGE, DEFAULT_DETECTOR, DEFAULT_TEXT_WEIGHTS
     from audiodetic.spaces import LABEL_BANK_KINDS
@@ -24,7 +24,8 @@ def add_model_options(parser: Any, *, text: bool = True, half: bool = True) -> N
     parser.add_argument("--bridge", default=DEFAULT_BRIDGE, metavar="KIND_OR_FILE",
                         help=f"audio -> detector bridge: {' or '.join(LABEL_BANK_KINDS)} (fitted once, cached), or a "
                              f"saved bridge file (e.g. a paired bridge from `audiodetic bridge fit --kind paired`)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    if device:
+        parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     if half:
         parser.add_argument("--half", action="store_true", help="float16 inference (CUDA only)")
 
@@ -42,5 +43,6 @@ def add_prompt_options(parser: Any) -> None:
 
 
 def add_progress_option(parser: argparse.ArgumentParser) -> None:
-    """``--no-progress``."""
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars or status lines")
+    """``-q`` / ``--quiet`` / ``--no-progress``: one switch, three spellings."""
+    parser.add_argument("-q", "--quiet", "--no-progress", dest="no_progress", action="store_true",
+                        help="no progress bars or status lines")

@@ -20,8 +20,8 @@ from audiodetic import inputs
 from audiodetic.detector.boxes import clip_boxes, nonempty
 from audiodetic.detector.centernet import CenterNetHead, centernet_proposals
 from audiodetic.detector.config import DetectorConfig
-from audiodetic.detector.masks import paste_masks
-from audiodetic.detector.preprocess import preprocess_image
+from audiodetic.detector.masks import paste_masks_rle
+from audiodetic.detector.preprocess import PreprocessedImage, preprocess_image
 from audiodetic.detector.roi_heads import CascadeROIHeads, RegionEncoding, class_weight_matrix
 from audiodetic.errors import InputError
 from audiodetic.structures import Detections
@@ -122,19 +122,30 @@ class Detector(nn.Module):
         """Encode one ``(H, W, 3)`` uint8 RGB image, or an RGB ``PIL.Image`` (see :class:`ImageEncoding`).
 
         ``input_size = (min_size, max_size)`` overrides the config's shortest-edge resize for this call
-        (e.g. ``(640, 640)`` as Detic's real-time table).
+        (e.g. ``(640, 640)`` as Detic's real-time table). Equals ``encode_inputs(preprocess(image, ...))``.
         """
+        return self.encode_inputs(self.preprocess(image, input_size=input_size))
+
+    @torch.inference_mode()
+    def preprocess(self, image: np.ndarray | PILImage, *, input_size: tuple[int, int] | None = None
+                   ) -> PreprocessedImage:
+        """Resize, normalise and pad one ``(H, W, 3)`` uint8 RGB image (or RGB PIL image) into the network input.
+
+        Uses no model weights, so it may run in other threads while the model encodes earlier images.
+        """
+        min_size, max_size = check_input_size(input_size, self.config)
+        return preprocess_image(image, min_size=min_size, max_size=max_size, pixel_mean=self.pixel_mean,
+                                pixel_std=self.pixel_std, size_divisibility=self.config.size_divisibility)
+
+    @torch.inference_mode()
+    def encode_inputs(self, inputs: PreprocessedImage, pyramid: Sequence[torch.Tensor] | None = None
+                      ) -> ImageEncoding:
+        """Encode a preprocessed image. ``pyramid``: the FPN maps of ``inputs.tensor`` (``(1, C, h_l, w_l)``
+        each), computed here unless given (:mod:`audiodetic.detector.batching` computes them for several images
+        in one backbone pass)."""
         config = self.config
-        min_size, max_size = check_input_size(input_size, config)
-        inputs = preprocess_image(
-            image,
-            min_size=min_size,
-            max_size=max_size,
-            pixel_mean=self.pixel_mean,
-            pixel_std=self.pixel_std,
-            size_divisibility=config.size_divisibility,
-        )
-        pyramid = self.fpn(self.backbone(inputs.tensor))
+        if pyramid is None:
+            pyramid = self.fpn(self.backbone(inputs.tensor))
         heatmaps, regressions = self.centernet(pyramid)
         proposal_boxes, proposal_scores = centernet_proposals(
             heatmaps,
@@ -184,7 +195,8 @@ class Detector(nn.Module):
             max_detections: keep at most this many detections after NMS (300 upstream).
 
         Returns:
-            ``Detections`` in the original image frame, sorted by score (boxes float32 xyxy pixels).
+            ``Detections`` in the original image frame, sorted by score (boxes float32 xyxy pixels); masks as
+            COCO RLE (a few bytes per column of each box; ``.masks`` decodes them to ``(N, H, W)`` bool).
         """
         _check_options(score_threshold, max_detections)
         matrix, names = class_embeddings(vocabulary, names, self.config.embed_dim)
@@ -226,8 +238,8 @@ class Detector(nn.Module):
         names: tuple[str, ...],
         with_masks: bool,
     ) -> Detections:
-        """Scale resized-frame boxes to the original image, clip, drop empty boxes, paste masks (as
-        detectron2's ``detector_postprocess``).
+        """Scale resized-frame boxes to the original image, clip, drop empty boxes, paste masks as RLE (as
+        detectron2's ``detector_postprocess``, without full-size arrays).
 
         ``boxes`` ``(M, 4)`` are the clipped resized-frame boxes of proposals ``proposal_index`` ``(M,)``.
         """
@@ -241,8 +253,7 @@ class Detector(nn.Module):
         masks = None
         if with_masks and self.roi_heads.mask_head is not None:
             probabilities = self._mask_probabilities(encoding, boxes[keep], proposal_index[keep])
-            masks = paste_masks(probabilities, scaled[keep], (height, width), self.config.mask_threshold)
-            masks = masks.cpu().numpy()
+            masks = paste_masks_rle(probabilities, scaled[keep], (height, width), self.config.mask_threshold)
         return Detections(
             boxes=scaled[keep].cpu().numpy(),
             scores=scores[keep].cpu().numpy(),

@@ -21,8 +21,8 @@ from audiodetic.eval.runner import (
     wait_for_shards,
 )
 from audiodetic.eval.scoring import IouTypeScores, score_results
-from audiodetic.eval.sharding import DistributedEnv, Shard, effective_shard
 from audiodetic.inputs import check_input_size, check_positive_int, check_threshold
+from audiodetic.sharding import DistributedEnv, Shard, effective_shard
 
 
 @dataclass(frozen=True)

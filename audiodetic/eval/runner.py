@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -29,7 +27,8 @@ import numpy as np
 from audiodetic import io
 from audiodetic.errors import InputError, MissingFileError
 from audiodetic.eval.datasets import EvalDataset
-from audiodetic.eval.sharding import Shard
+from audiodetic.io import JsonLinesAppender, iter_json_lines, repair_json_lines
+from audiodetic.sharding import Shard, wait_for_files
 from audiodetic.structures import Detections
 from audiodetic.vocabulary import Vocabulary
 
@@ -94,13 +93,11 @@ class PredictionStore:
         self.path = folder / f"{shard.name}.jsonl"
         self.done_path = folder / f"{shard.name}.done"
         self.finished: dict[int, list[dict[str, Any]]] = read_predictions(self.path, repair=True)
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self._lines = JsonLinesAppender(self.path)
 
     def append(self, image_id: int, records: list[dict[str, Any]]) -> None:
         """Persist one image's results (flushed and fsynced)."""
-        self._handle.write(json.dumps({"image_id": int(image_id), "results": records}) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        self._lines.append({"image_id": int(image_id), "results": records})
         self.finished[int(image_id)] = records
 
     def mark_done(self, image_ids: Sequence[int]) -> None:
@@ -109,7 +106,7 @@ class PredictionStore:
 
     def close(self) -> None:
         """Close the file (appended lines are already on disk)."""
-        self._handle.close()
+        self._lines.close()
 
 
 def read_predictions(path: Path, *, repair: bool = False) -> dict[int, list[dict[str, Any]]]:
@@ -117,20 +114,14 @@ def read_predictions(path: Path, *, repair: bool = False) -> dict[int, list[dict
     with ``repair``, cut off the file; a broken line elsewhere is an error."""
     if not path.exists():
         return {}
-    data = path.read_bytes()
-    complete_end = data.rfind(b"\n") + 1  # bytes after the last newline are a torn final write
+    if repair:
+        repair_json_lines(path)
     finished: dict[int, list[dict[str, Any]]] = {}
-    for number, line in enumerate(data[:complete_end].split(b"\n")[:-1], start=1):
-        if not line.strip():
-            continue
+    for number, _, item in iter_json_lines(path):
         try:
-            item = json.loads(line)
             finished[int(item["image_id"])] = list(item["results"])
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError):
             raise InputError(f"{path}: line {number} is not a predictions record; the file is damaged") from None
-    if repair and complete_end < len(data):
-        with open(path, "r+b") as handle:
-            handle.truncate(complete_end)
     return finished
 
 
@@ -214,15 +205,8 @@ def run_predictions(detector: Any, dataset: EvalDataset, variants: Mapping[str, 
 def wait_for_shards(output_dir: Path, variants: Sequence[str], count: int, *, timeout_s: float = 86400.0,
                     poll_s: float = 2.0) -> None:
     """Block until every shard of ``count`` has its ``.done`` marker for every variant (file-based barrier)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        missing = [(v, i) for v in variants for i in range(count)
-                   if not (output_dir / "predictions" / v / f"{Shard(i, count).name}.done").exists()]
-        if not missing:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"shards still running after {timeout_s:.0f} s: {missing[:5]}")
-        time.sleep(poll_s)
+    wait_for_files([output_dir / "predictions" / v / f"{Shard(i, count).name}.done" for v in variants
+                    for i in range(count)], timeout_s=timeout_s, poll_s=poll_s)
 
 
 def merge_predictions(output_dirs: Sequence[Path], variant: str, image_ids: Sequence[int]) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 Every reader of a user's picture - the detector, example-image prompts, drawing, the CLI's early check - goes
 through this module, so orientation, modes and errors are the same on every path:
 
-* a path is opened with Pillow, its size checked against the pixel limit *before* anything is decoded, its EXIF
+* a path (or the bytes of an encoded image file) is opened with Pillow, its size checked against the pixel limit *before* anything is decoded, its EXIF
   orientation applied (the picture upright as viewers show it, as detectron2 reads images), then converted to
   8-bit RGB faithfully whatever its mode and bit depth (:mod:`audiodetic.inputs.pixels`);
 * a ``PIL.Image`` of any mode is converted the same way (a copy; the caller's object is never modified);
@@ -21,6 +21,7 @@ per pixel while it is read (Pillow keeps RGB as 4 bytes per pixel) plus 3 for th
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 from pathlib import Path
@@ -32,7 +33,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from audiodetic.errors import InputError, InputTypeError, MissingFileError
 from audiodetic.inputs.pixels import to_rgb
 
-IMAGE_FORMS = "a file path, a PIL.Image or an (H, W, 3) uint8 RGB numpy array"
+IMAGE_FORMS = "a file path, encoded image bytes, a PIL.Image or an (H, W, 3) uint8 RGB numpy array"
 DEFAULT_MAX_IMAGE_PIXELS = 2 * 89_478_485
 """Pillow's own refusal point (twice its warning limit ``Image.MAX_IMAGE_PIXELS``)."""
 ENV_MAX_IMAGE_PIXELS = "AUDIODETIC_MAX_IMAGE_PIXELS"
@@ -67,34 +68,40 @@ def check_image_pixels(width: int, height: int, *, argument: str = "image", max_
         )
 
 
-def _open(path: Path, argument: str, max_pixels: int | None) -> Image.Image:
-    """The lazily opened file (header read, nothing decoded yet), checked against our own pixel limit."""
-    if not path.is_file():
+def _open(path: Path | bytes, argument: str, max_pixels: int | None) -> Image.Image:
+    """The lazily opened file or encoded bytes (header read, nothing decoded yet), checked against our own pixel
+    limit."""
+    name = _name(path)
+    if isinstance(path, Path) and not path.is_file():
         raise MissingFileError(f"{argument}: image file not found: {path}")
     try:
         with _PILLOW_LIMIT_LOCK:  # Pillow's global bomb check would refuse before ours could say how to proceed
             pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
             try:
-                opened = Image.open(path)
+                opened = Image.open(io.BytesIO(path) if isinstance(path, bytes) else path)
             finally:
                 Image.MAX_IMAGE_PIXELS = pillow_limit
     except (OSError, UnidentifiedImageError) as error:
-        raise InputError(f"{argument}: cannot read {path} as an image ({error})") from None
+        raise InputError(f"{argument}: cannot read {name} as an image ({error})") from None
     try:
-        check_image_pixels(*opened.size, argument=argument, max_pixels=max_pixels, source=str(path))
+        check_image_pixels(*opened.size, argument=argument, max_pixels=max_pixels, source=name)
     except InputError:
         opened.close()
         raise
     return opened
 
 
-def _read_file(path: Path, argument: str, max_pixels: int | None) -> Image.Image:
+def _name(source: Path | bytes) -> str:
+    return f"<{len(source)} bytes>" if isinstance(source, bytes) else str(source)
+
+
+def _read_file(path: Path | bytes, argument: str, max_pixels: int | None) -> Image.Image:
     opened = _open(path, argument, max_pixels)
     try:
         opened.load()  # decodes, and closes the file it opened
     except OSError as error:
         opened.close()
-        raise InputError(f"{argument}: cannot read {path} as an image ({error})") from None
+        raise InputError(f"{argument}: cannot read {_name(path)} as an image ({error})") from None
     orientation = opened.getexif().get(_ORIENTATION_TAG, 1)
     upright = ImageOps.exif_transpose(opened) if orientation not in (None, 1) else opened
     return to_rgb(upright, argument=argument)  # no copy when the file already is upright RGB
@@ -106,6 +113,8 @@ def as_pil_rgb(image: Any, *, argument: str = "image", max_pixels: int | None = 
     ``max_pixels`` overrides the pixel limit for files (see the module doc)."""
     if isinstance(image, (str, os.PathLike)):
         return _read_file(Path(image), argument, max_pixels)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _read_file(bytes(image), argument, max_pixels)
     if isinstance(image, Image.Image):
         converted = to_rgb(image, argument=argument)
         return converted.copy() if converted is image else converted

@@ -145,3 +145,23 @@ def test_sound_benchmark_through_the_command_line(tmp_path: Path, capsys) -> Non
     assert [row["category"] for row in report["results"]["bbox"]["per_category"]] == ["dog", "car", "bell"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir()) == \
         ["audio-lin-k1-s3", "audio-lin-k2-s3", "predictions", "text"]
+
+
+def test_evaluation_never_builds_full_size_masks(tmp_path: Path, capsys, monkeypatch) -> None:
+    from audiodetic.rle_masks import RleMasks
+    from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a full-size (H, W) mask was built")
+
+    monkeypatch.setattr(RleMasks, "to_dense", refuse)
+    monkeypatch.setattr(RleMasks, "mask", refuse)
+    annotations, images = make_dataset(tmp_path / "data", "coco", num_images=2, seed=3)
+    np.save(tmp_path / "vocab.npy", np.random.default_rng(0).normal(size=(4, 512)).astype(np.float32))
+    assert main(["eval", "coco", "--annotations", str(annotations), "--images", str(images), "--detector",
+                 str(make_detic_checkpoint(tmp_path / "tiny.pth", "tiny", seed=0)), "--vocabulary",
+                 str(tmp_path / "vocab.npy"), "--device", "cpu", "--no-progress", "--no-plots",
+                 "--score-threshold", "0.0", "--max-detections", "5", "--input-size", "128,160",
+                 "--output", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / "out/main/results.json").read_text())
+    assert results and all(isinstance(r["segmentation"]["counts"], str) for r in results)

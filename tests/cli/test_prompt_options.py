@@ -12,9 +12,9 @@ from PIL import Image
 from surfaces_fixtures import scene, write_tone
 
 from audiodetic.cli import main
-from audiodetic.cli.detect import drawing_paths, expand_images
-from audiodetic.inputs import parse_audio_options as parse_audio
-from audiodetic.inputs import parse_text_options as parse_text
+from audiodetic.collection.pipeline import drawing_paths
+from audiodetic.collection.sources import list_images
+from audiodetic.inputs import parse_audio_options, parse_text_options
 
 
 @pytest.fixture(scope="module")
@@ -126,17 +126,19 @@ def test_missing_weights_and_bad_images_fail_fast(files, capsys, tmp_path) -> No
 
 def test_argument_helpers(tmp_path) -> None:
     (tmp_path / "a.wav").write_bytes(b"")
-    assert parse_audio([f"x={tmp_path / 'a.wav'}", str(tmp_path / "a.wav")]) == {
+    assert parse_audio_options([f"x={tmp_path / 'a.wav'}", str(tmp_path / "a.wav")]) == {
         "x": [str(tmp_path / "a.wav")], "a": [str(tmp_path / "a.wav")]}
-    assert parse_text(["car", "pet = a dog"]) == {"car": "car", "pet": "a dog"}
+    assert parse_text_options(["car", "pet = a dog"]) == {"car": "car", "pet": "a dog"}
     with pytest.raises(ValueError, match="twice"):
-        parse_text(["car", "car"])
+        parse_text_options(["car", "car"])
     for name in ("b.png", "a.jpg"):
         Image.new("RGB", (4, 4)).save(tmp_path / name)
-    found = expand_images([str(tmp_path), str(tmp_path / "a.jpg")])
-    assert found == [tmp_path / "a.jpg", tmp_path / "b.png"]
-    assert drawing_paths([tmp_path / "x" / "a.png", tmp_path / "y" / "a.jpg"], tmp_path) == [
-        tmp_path / "a.png", tmp_path / "a-2.png"]
+    found, missing = list_images([str(tmp_path), str(tmp_path / "a.jpg")])
+    assert [item.image for item in found] == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png")] and not missing
+    from audiodetic.collection.sources import ImageItem
+
+    same_stem = [ImageItem(str(tmp_path / "x" / "a.png"), "", 0), ImageItem(str(tmp_path / "y" / "a.jpg"), "", 1)]
+    assert drawing_paths(same_stem, tmp_path) == {0: tmp_path / "a.png", 1: tmp_path / "a-2.png"}
 
 
 def test_load_from_files_matches_the_command(files, capsys) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -53,3 +54,30 @@ def test_paste_equals_full_image_sampling():
 
 def test_paste_of_nothing():
     assert paste_masks(torch.zeros(0, 28, 28), torch.zeros(0, 4), (5, 7)).shape == (0, 5, 7)
+
+
+def test_rle_paste_equals_dense_paste_in_any_band_width():
+    from audiodetic.detector.masks import paste_masks_rle
+    from audiodetic.rle_masks import RleMasks
+
+    torch.manual_seed(1)
+    masks = torch.rand(7, 28, 28)
+    masks[0] = 1.0  # full-height box of a saturated mask: runs go on from one column into the next
+    boxes = torch.tensor(
+        [
+            [5.0, 0.0, 30.0, 60.0],
+            [0.0, 0.0, 79.0, 59.0],
+            [3.3, 7.7, 5.1, 9.9],
+            [70.5, 50.5, 80.0, 60.0],
+            [20.25, 0.0, 21.0, 60.0],
+            [13.6, 22.4, 55.9, 41.2],
+            [-4.0, -3.0, 90.0, 70.0],  # larger than the image
+        ]
+    )
+    dense = paste_masks(masks, boxes, (60, 80)).numpy()
+    for band_pixels in (1, 61, 500, 1 << 22):  # one column per band .. the whole region at once
+        rle = paste_masks_rle(masks, boxes, (60, 80), band_pixels=band_pixels)
+        assert isinstance(rle, RleMasks) and rle.image_size == (60, 80)
+        np.testing.assert_array_equal(rle.to_dense(), dense)
+        assert rle.counts == RleMasks.from_dense(dense).counts  # the same strings pycocotools writes
+    assert len(paste_masks_rle(torch.zeros(0, 28, 28), torch.zeros(0, 4), (5, 7))) == 0

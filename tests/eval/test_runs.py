@@ -15,7 +15,7 @@ from audiodetic.eval.datasets import EvalDataset
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 from audiodetic.eval.pipeline import RunSettings, evaluate, merge_and_score
 from audiodetic.eval.runner import PredictionStore, Variant, prepare_output, read_predictions
-from audiodetic.eval.sharding import DistributedEnv, Shard, distributed_env, effective_shard
+from audiodetic.sharding import DistributedEnv, Shard, distributed_env, effective_shard
 from audiodetic.structures import Detections
 from audiodetic.vocabulary import Vocabulary
 

@@ -14,9 +14,9 @@ from audiodetic.cli import main
 from audiodetic.eval.datasets import EvalDataset
 from audiodetic.eval.mappings import load_mapping, read_clip_index
 from audiodetic.eval.pipeline import RunSettings, run_sound_benchmark
-from audiodetic.eval.sharding import Shard
 from audiodetic.eval.sound_benchmark import plan_benchmark, sample_clips
 from audiodetic.eval.vocabularies import text_vocabulary
+from audiodetic.sharding import Shard
 
 SOUNDS = [("dog", "dog"), ("car_horn", "car"), ("toilet_flush", "toilet"), ("church_bells", "bell")]
 

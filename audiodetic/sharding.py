@@ -1,7 +1,7 @@
-"""Splitting an evaluation over processes, GPUs and machines.
+"""Splitting a run over many images (an evaluation, a collection to detect) over processes, GPUs and machines.
 
 A run over ``M`` images is cut into ``N`` shards; shard ``i`` (0-based) takes images ``i, i+N, i+2N, ...`` of
-the id-sorted list, so shards differ in size by at most one image. Each shard writes its own predictions file;
+the run's ordered list, so shards differ in size by at most one image. Each shard writes its own results file;
 a merge step joins them once every shard has finished.
 
 Under ``torchrun`` (environment ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) every process takes one shard and
@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
-from typing import Mapping, Sequence, TypeVar
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence, TypeVar
 
 from audiodetic.errors import InputError
 
@@ -104,3 +106,20 @@ def device_for(env: DistributedEnv | None, requested: str | None = None) -> str:
     if env is None:
         return "cuda"
     return f"cuda:{env.local_rank % max(torch.cuda.device_count(), 1)}"
+
+
+def wait_for_files(paths: Iterable[Path], *, timeout_s: float = 86400.0, poll_s: float = 2.0,
+                   what: str = "shards") -> None:
+    """Block until every file in ``paths`` exists (the file-based barrier of ``.done`` markers).
+
+    Raises ``TimeoutError`` naming up to five missing files after ``timeout_s`` seconds.
+    """
+    paths = list(paths)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = [path for path in paths if not path.exists()]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} still running after {timeout_s:.0f} s: no {[str(p) for p in missing[:5]]}")
+        time.sleep(poll_s)
