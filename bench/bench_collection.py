@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
             memory[count] = report
             print(f"  {count} images: {report['seconds']:.1f} s, peak {report['peak_mb']:.0f} MB", flush=True)
         small, large = (memory[c] for c in sorted(memory))
-        print(f"\npipelined path, 96x128 images at 128,160, <= 100 detections each (masks as RLE)")
+        print("\npipelined path, 96x128 images at 128,160, <= 100 detections each (masks as RLE)")
         for count in sorted(memory):
             r = memory[count]
             print(f"{count:>6} images: peak {r['peak_mb']:7.0f} MB, {r['detections']} detections, "
