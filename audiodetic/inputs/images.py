@@ -78,16 +78,23 @@ def sequence_of_images(images: Sequence[Any], *, argument: str = "image") -> lis
     return [as_rgb_array(image, argument=f"{argument}[{i}]") for i, image in enumerate(images)]
 
 
-def check_image_file(path: str | os.PathLike[str], *, argument: str = "image") -> Path:
-    """Open only the header of an image file, so that a bad file fails in a second, naming the file."""
+def check_image_file(path: str | os.PathLike[str], *, argument: str = "image", max_pixels: int | None = None) -> Path:
+    """Open only the header of an image file, so that a bad file fails in a second, naming the file.
+
+    With ``max_pixels``, a picture of more than that many pixels (width x height) is refused from its header,
+    before any pixel is decoded; the message gives its size and the limit in megapixels.
+    """
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"{argument}: image file not found: {path}")
     try:
         with Image.open(path) as image:
-            image.size  # noqa: B018 - the header is parsed by open()
-    except (UnidentifiedImageError, OSError) as error:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise InputError(f"{argument}: cannot read {path} as an image ({error})") from None
+    if max_pixels is not None and width * height > max_pixels:
+        raise InputError(f"{argument}: {path} is {width}x{height} pixels ({width * height / 1e6:.1f} megapixels); "
+                         f"pictures of at most {max_pixels / 1e6:g} megapixels are accepted")
     return path
 
 
