@@ -8,7 +8,7 @@ ordered ``{name: [checked sources]}`` mapping; text prompts ``{name: phrase}``.
 
 from __future__ import annotations
 
-from audiodetic.inputs.files import check_file_size, format_size
+from audiodetic.inputs.files import MEGABYTE, check_file_size, format_size
 from audiodetic.inputs.images import (
     IMAGE_FORMS,
     as_pil_rgb,
@@ -43,9 +43,9 @@ from audiodetic.inputs.sounds import (
 )
 
 __all__ = [
-    "AUDIO_FORMS", "IMAGE_FORMS", "SOURCE_FORMS", "as_pil_rgb", "as_rgb_array", "check_device", "check_file_size",
-    "check_image_file", "check_image_prompt", "check_input_size", "check_name", "check_positive_int",
-    "check_sound_file", "check_sound_source", "check_threshold", "format_size", "is_image_batch", "is_sound_source",
-    "is_waveform_pair", "parse_audio_options", "parse_audio_prompts", "parse_input_size", "parse_names_option",
-    "parse_text_options", "parse_text_prompts", "sequence_of_images",
+    "AUDIO_FORMS", "IMAGE_FORMS", "MEGABYTE", "SOURCE_FORMS", "as_pil_rgb", "as_rgb_array", "check_device",
+    "check_file_size", "check_image_file", "check_image_prompt", "check_input_size", "check_name",
+    "check_positive_int", "check_sound_file", "check_sound_source", "check_threshold", "format_size",
+    "is_image_batch", "is_sound_source", "is_waveform_pair", "parse_audio_options", "parse_audio_prompts",
+    "parse_input_size", "parse_names_option", "parse_text_options", "parse_text_prompts", "sequence_of_images",
 ]
