@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import wave
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +68,31 @@ def test_image_encoded_once_while_prompts_and_threshold_change(model, sounds, tm
     assert len(Detections.from_json_dict(saved[0])) == len(results[2].detections)
     expected = model.detect(image, {"siren": sounds[0], "engine": sounds[1]}, score_threshold=0.3)
     assert first.rows == demo_backend.table_rows(expected)
+
+
+def test_encodings_held_are_bounded_and_freed(model, sounds, tmp_path) -> None:
+    """At most max_sessions encoded pictures are held; a dropped one is freed, and its session encodes again."""
+    backend = demo_backend.DemoBackend({"tiny": model}, max_sessions=2)
+    image = picture(tmp_path / "street.png")
+    counter = EncodeCounter(model.detector)
+    held = {}
+    try:
+        for session_id in ("a", "b", "c"):
+            backend.run(image, sounds[:1], None, None, None, "", 0.5, "tiny", session_id)
+            with backend.sessions.use(session_id) as session:
+                held[session_id] = weakref.ref(session.predictor)
+        assert len(backend.sessions) == 2 and "a" not in backend.sessions
+        gc.collect()
+        assert held["a"]() is None, "the dropped session's encoding must be freed"
+        assert held["b"]() is not None and held["c"]() is not None
+        backend.forget("b")  # a closed tab
+        gc.collect()
+        assert held["b"]() is None and len(backend.sessions) == 1
+        backend.run(image, sounds[:1], None, None, None, "", 0.5, "tiny", "a")
+        assert counter.calls == 4, "three first requests, and 'a' again after it was dropped"
+    finally:
+        del model.detector.encode
+        backend.close()
 
 
 def test_same_name_files_are_one_prompt_and_recording_is_added(tmp_path, sounds) -> None:
