@@ -10,8 +10,9 @@ server keeps serving. Importing this module imports Gradio.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import gradio as gr
 
@@ -96,9 +97,8 @@ def build_demo(model: AudiodeticModel | DemoBackend, *, models: Mapping[str, Mod
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
                 prompts = prompt_controls(backend)
-            with gr.Column(scale=2):
-                with gr.Tabs():
-                    pictures = image_tab(backend, prompts)
+            with gr.Column(scale=2), gr.Tabs():
+                pictures = image_tab(backend, prompts)
         if examples:
             _examples(pictures, prompts)
         demo.unload(forget)

@@ -49,7 +49,7 @@ def test_image_encoded_once_while_prompts_and_threshold_change(model, sounds, tm
             (sounds, None, "", 0.9),
         ]:
             results.append(backend.run(image, files, names, None, None, texts, threshold, "tiny", "session-1"))
-            saved = json.loads(open(results[-1].json_path).read())  # the session's file: the next request rewrites it
+            saved = json.loads(Path(results[-1].json_path).read_text())  # the session's file: the next request rewrites it
         assert counter.calls == 1, "only the first request may encode the image"
         backend.run(picture(tmp_path / "other.png", seed=5), sounds, None, None, None, "", 0.3, "tiny", "session-1")
         assert counter.calls == 2, "a new image is encoded"
@@ -136,8 +136,8 @@ def test_upload_limits_and_non_media_are_refused_before_any_work(model, tmp_path
         (picture(tmp_path / "wide.png", 100, 250), fresh, r"wide\.png is 250x100 pixels"),
         (str(text_file(tmp_path / "notes.png")), fresh, r"image: cannot read .*notes\.png as an image"),
         (str(tmp_path / "gone.png"), fresh, r"gone\.png"),
-        (image, fresh + [long_sound], r"sound 'long': .*long\.wav is 2\.0 s long; sounds of at most 1\.5 s are "
-                                      r"accepted"),
+        (image, fresh + [long_sound], (r"sound 'long': .*long\.wav is 2\.0 s long; sounds of at most 1\.5 s are "
+                                       r"accepted")),
         (image, fresh + [str(big_sound)], r"sound 'big': .*big\.wav is 293\.0 kB; files of at most 195\.3 kB"),
         (image, fresh + [str(text_file(tmp_path / "notes.wav"))], r"sound 'notes': .*notes\.wav.*cannot decode"),
     ]

@@ -59,7 +59,7 @@ class UserMedia:
         """Every label this user's results may hold."""
         return {self.sound_name, self.text}
 
-    def write(self) -> "UserMedia":
+    def write(self) -> UserMedia:
         self.folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(scene(*self.size, seed=self.index)).save(self.image)
         write_tone(self.sound, 200.0 + 37.0 * self.index)
