@@ -13,15 +13,16 @@ import hashlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from audiodetic import io
 from audiodetic.demo.sessions import Session, SessionStore
-from audiodetic.demo.uploads import UploadLimits, check_sounds, collect_sounds, read_picture, upload_path
+from audiodetic.demo.uploads import UploadLimits, check_picture, check_sounds, collect_sounds, upload_path
 from audiodetic.errors import InputError
-from audiodetic.inputs import check_threshold
+from audiodetic.inputs import as_rgb_array, check_threshold
 from audiodetic.model import AudiodeticModel
 from audiodetic.structures import Detections
 from audiodetic.viz import draw
@@ -108,20 +109,21 @@ class DemoBackend:
         if not sounds and not text_prompts:
             raise InputError("Add at least one sound (upload or record one) or a text prompt.")
         threshold = check_threshold(threshold, argument="the score threshold")
+        picture = check_picture(image, self.limits)
         check_sounds(sounds, self.limits)
         model = self.model(model_name)
         with self.sessions.use(session_id) as session:
-            pixels = self._set_picture(session, image, model_name or self.model_names[0], model)
+            pixels = self._set_picture(session, picture, model_name or self.model_names[0], model)
             detections = session.predictor.predict(sounds or None, text_prompts=text_prompts or None,
                                                    score_threshold=threshold)
             json_path = io.write_json(session.folder / "detections.json",
-                                      [detections.to_json_dict(image=upload_path(image).name)], indent=1)
+                                      [detections.to_json_dict(image=picture.name)], indent=1)
         return ImageResult(draw(pixels, detections), table_rows(detections), str(json_path), detections)
 
-    def _set_picture(self, session: Session, image: Any, model_name: str, model: AudiodeticModel) -> np.ndarray:
-        """The picture's pixels (checked against the limits, then decoded), with ``session.predictor`` holding
-        their encoding: encoded only when the pixels or the model changed."""
-        pixels = read_picture(image, self.limits)
+    def _set_picture(self, session: Session, picture: Path, model_name: str, model: AudiodeticModel) -> np.ndarray:
+        """The checked picture's pixels (``(H, W, 3)`` uint8 RGB, upright), with ``session.predictor`` holding their
+        encoding: encoded only when the pixels or the model changed."""
+        pixels = as_rgb_array(picture)
         digest = hashlib.blake2b(pixels.tobytes(), digest_size=16)
         digest.update(str(pixels.shape).encode())
         key = (model_name, digest.hexdigest())

@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from audiodetic.errors import InputError
-from audiodetic.inputs import MEGABYTE, as_rgb_array, check_file_size, check_image_file, check_sound_file
+from audiodetic.inputs import MEGABYTE, check_file_size, check_image_file, check_sound_file
 
 
 @dataclass(frozen=True)
@@ -49,13 +47,11 @@ def upload_path(item: Any) -> Path:
     return Path(item if isinstance(item, (str, Path)) else getattr(item, "name", str(item)))
 
 
-def read_picture(image: Any, limits: UploadLimits) -> np.ndarray:
-    """The uploaded picture (a path) as an ``(H, W, 3)`` uint8 RGB array, upright (EXIF applied), after its size
-    and header passed ``limits``."""
+def check_picture(image: Any, limits: UploadLimits) -> Path:
+    """The uploaded picture's path, after its size and header passed ``limits`` (nothing is decoded)."""
     path = upload_path(image)
     check_file_size(path, max_bytes=limits.max_bytes, argument="image")
-    check_image_file(path, max_pixels=limits.max_image_pixels)
-    return as_rgb_array(path)
+    return check_image_file(path, max_pixels=limits.max_image_pixels)
 
 
 def check_sounds(sounds: Mapping[str, Sequence[str]], limits: UploadLimits) -> None:

@@ -156,6 +156,11 @@ def test_upload_limits_and_non_media_are_refused_before_any_work(model, tmp_path
     finally:
         del model.detector.encode
         del audio.encode_sources
+    loads = []
+    lazy = demo_backend.DemoBackend({"tiny": model, "other": lambda: loads.append(1) or model}, limits=limits)
+    with pytest.raises(ValueError, match="huge.png"):
+        lazy.run(cases[0][0], fresh, None, None, None, "", 0.5, "other", "s")
+    assert not loads, "a refused upload must not load a model either"
     with pytest.raises(ValueError, match="max_bytes must be a positive number"):
         UploadLimits(max_bytes=0)
 
