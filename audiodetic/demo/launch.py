@@ -16,6 +16,10 @@ from audiodetic.errors import InputError
 
 DEFAULT_CONCURRENCY = 2
 DEFAULT_MAX_QUEUE = 32
+GRADIO_SESSION_CAPACITY = 1000
+"""Sessions whose bookkeeping Gradio keeps (about 30 kB each, measured with Gradio 6.31; Gradio's default is
+10000, and it keeps a closed session's until that many newer ones exist). The demo keeps nothing of its own in
+Gradio's session state, so a dropped one costs nothing."""
 
 
 def _positive(convert: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -89,9 +93,10 @@ def upload_limits(args: argparse.Namespace) -> Any:
 def start(demo: Any, *, host: str, port: int, share: bool = False, max_file_size: int | None = None) -> str:
     """Serve ``demo`` (a ``gr.Blocks``) in the background and print one line with its address; returns the local
     URL. Gradio's start-up text is silenced (see the module docstring); with ``share`` Gradio still prints the
-    public link, or why it could not make one."""
+    public link, or why it could not make one. Gradio's per-session bookkeeping is capped at
+    :data:`GRADIO_SESSION_CAPACITY` sessions."""
     demo.launch(server_name=host, server_port=port, share=share, max_file_size=max_file_size, show_error=True,
-                quiet=True, prevent_thread_lock=True)
+                quiet=True, prevent_thread_lock=True, state_session_capacity=GRADIO_SESSION_CAPACITY)
     url = demo.local_url
     print(f"audiodetic demo: serving on {url} (Ctrl+C stops it)", flush=True)
     return url

@@ -82,6 +82,7 @@ def test_start_passes_share_and_upload_limit_to_gradio(capsys) -> None:
     assert launch.start(recorder, host="127.0.0.1", port=1234, share=True, max_file_size=999) == recorder.local_url
     assert recorder.kwargs["share"] is True and recorder.kwargs["max_file_size"] == 999
     assert recorder.kwargs["quiet"] is True and recorder.kwargs["prevent_thread_lock"] is True
+    assert recorder.kwargs["state_session_capacity"] == launch.GRADIO_SESSION_CAPACITY
     assert "serving on http://127.0.0.1:1234/" in capsys.readouterr().out
 
 
@@ -96,6 +97,7 @@ def test_real_start_prints_our_line_and_no_share_hint(capfd) -> None:
     try:
         url = launch.start(demo, host="127.0.0.1", port=port, max_file_size=3 * MEGABYTE)
         assert url == f"http://127.0.0.1:{port}/" and demo.max_file_size == 3 * MEGABYTE
+        assert demo.state_holder.capacity == launch.GRADIO_SESSION_CAPACITY
     finally:
         demo.close()
     out, err = capfd.readouterr()
