@@ -4,8 +4,13 @@ A session (keyed by Gradio's per-tab ``session_hash``) holds one :class:`~audiod
 encoding of its current picture, the costly part (tens of MB for a full-size detector) - and a folder for its
 JSON download. :class:`SessionStore` keeps at most ``capacity`` sessions: opening one more drops the least recently
 used idle one (its predictor and folder), and a dropped session that comes back simply encodes its picture again.
-The page also drops a session as soon as its browser tab closes. Requests of one session run one at a time
-(:meth:`SessionStore.use`); different sessions never share a predictor or a folder.
+The page also drops a session as soon as its browser tab closes (Gradio's ``unload`` event, fired when the tab's
+heartbeat stream ends). Requests of one session run one at a time (:meth:`SessionStore.use`); different sessions
+never share a predictor or a folder.
+
+The encodings are kept here rather than in a ``gr.State``: Gradio (6.31) keeps a ``gr.State`` value until its
+``time_to_live`` has passed (none by default) or, once the tab's heartbeat has ended, for one more hour, and it
+keeps up to ``state_session_capacity`` sessions (10000 by default) - no bound on the encodings held.
 """
 
 from __future__ import annotations
