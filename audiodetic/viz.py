@@ -3,9 +3,10 @@
 Coordinate frame: the same as :class:`~audiodetic.structures.Detections` — boxes are ``x1, y1, x2, y2`` in the
 pixels of the image passed in (``(0, 0)`` is the top-left corner of the top-left pixel), masks are ``(N, H, W)``.
 
-Colours: every prompt name gets a colour from a fixed palette of well-separated hues, chosen by a hash of the name
-(so ``"dog"`` has the same colour in every call and every process); when two names of one vocabulary hash to the
-same palette entry, the later name (in vocabulary order) takes the next free entry.
+Colours: every prompt name gets a colour from a fixed palette of 20 distinct hues (:data:`PALETTE`), chosen by a
+hash of the name (so ``"dog"`` has the same colour in every call and every process); when two names of one
+vocabulary hash to the same palette entry, the later name (in vocabulary order) takes the next free entry, so up to
+20 names always get 20 different colours (beyond 20, colours repeat).
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from audiodetic.errors import InputError, InputTypeError
 from audiodetic.inputs import as_pil_rgb
 from audiodetic.structures import Detections
 
-# Well-separated, saturated colours (RGB) that stay visible on both light and dark photos.
+# Twenty colours of twenty different hues, in the perceptual OKLCH space (Oklab in polar form): hues 25, 43, ...,
+# 367 degrees, 18 degrees apart, alternating between a light (L = 0.78) and a deep (L = 0.56) colour, each as
+# saturated as sRGB allows up to a chroma of 0.17. So any two entries differ by at least 36 degrees of hue, or by
+# 18 degrees and 0.22 of lightness; none is grey. Listed by hue.
 PALETTE: tuple[tuple[int, int, int], ...] = (
-    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
-    (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180),
-    (0, 0, 128), (128, 128, 128),
+    (254, 150, 142), (191, 75, 8), (254, 157, 62), (152, 107, 8), (212, 182, 20), (115, 124, 8), (139, 206, 82),
+    (11, 140, 68), (24, 214, 166), (11, 134, 126), (23, 207, 223), (10, 129, 160), (105, 193, 254), (46, 112, 214),
+    (165, 177, 254), (126, 90, 204), (218, 152, 254), (170, 71, 161), (254, 140, 199), (193, 61, 99),
 )
 
 

@@ -116,6 +116,37 @@ def test_colours_stable_and_distinct() -> None:
     assert colors_for(["dog"])["dog"] == colors_for(["dog"])["dog"]
 
 
+def _oklch(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
+    """sRGB (0-255) -> OKLCH: lightness L in [0, 1], chroma C, hue h in degrees (Ottosson's Oklab matrices)."""
+    c = np.asarray(rgb, float) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    lms = np.array([[0.4122214708, 0.5363325363, 0.0514459929], [0.2119034982, 0.6806995451, 0.1073969566],
+                    [0.0883024619, 0.2817188376, 0.6299787005]]) @ linear
+    lightness, a, b = np.array([[0.2104542553, 0.7936177850, -0.0040720468],
+                                [1.9779984951, -2.4285922050, 0.4505937099],
+                                [0.0259040371, 0.7827717662, -0.8086757660]]) @ np.cbrt(lms)
+    return float(lightness), float(np.hypot(a, b)), float(np.degrees(np.arctan2(b, a)) % 360)
+
+
+def test_twenty_label_colours_are_far_apart_in_hue_or_lightness() -> None:
+    """Metric: OKLCH (perceptual). Two colours count as distinct when their hues differ by at least 30 degrees or
+    their lightnesses by at least 0.15 (of L's 0..1 range); every colour has chroma >= 0.09, so its hue shows."""
+    assert len(PALETTE) >= 20
+    colours = list(colors_for([f"label {i}" for i in range(20)]).values())
+    assert len(set(colours)) == 20
+    for i, first in enumerate(colours):
+        l1, c1, h1 = _oklch(first)
+        assert c1 >= 0.09, f"{first} is nearly grey (chroma {c1:.3f})"
+        for second in colours[i + 1:]:
+            l2, _, h2 = _oklch(second)
+            hue_gap = min(abs(h1 - h2), 360 - abs(h1 - h2))
+            assert hue_gap >= 30 or abs(l1 - l2) >= 0.15, (first, second, round(hue_gap), round(abs(l1 - l2), 3))
+    # the metric is not vacuous: yellow and lime, 21 degrees and 0.01 of lightness apart, count as the same
+    l1, _, h1 = _oklch((255, 225, 25))
+    l2, _, h2 = _oklch((210, 245, 60))
+    assert abs(h1 - h2) < 30 and abs(l1 - l2) < 0.15
+
+
 def test_accepts_path_and_rejects_bad_inputs(tmp_path) -> None:
     path = tmp_path / "x.png"
     Image.fromarray(_image()).save(path)

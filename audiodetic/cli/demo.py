@@ -1,6 +1,7 @@
 """``audiodetic demo``: launch the Gradio demo (:mod:`audiodetic.demo`) on chosen weights.
 
-``audiodetic demo [--detector NAME_OR_PATH] [--audio-weights NAME_OR_PATH] [--host H] [--port P]``; explicit
+``audiodetic demo [--detector NAME_OR_PATH] [--audio-weights NAME_OR_PATH] [--host H] [--port P] [--share] ...``
+(the options, with the queue and upload limits, are in :func:`audiodetic.demo.launch.add_arguments`); explicit
 checkpoint files in the official Detic / ImageBind layouts work as well as known names.
 """
 

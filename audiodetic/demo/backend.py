@@ -1,30 +1,48 @@
 """What the demo page's buttons do, without Gradio (so it is tested directly): sessions, prompts from uploads,
 the result table and the JSON download.
 
-Each browser session keeps a :class:`~audiodetic.model.Predictor` in its state: the picture is encoded once and
-changing only the sounds, texts or threshold re-scores the stored encoding. Errors are ``ValueError`` subclasses
-with messages meant for the page.
+Each browser session keeps a :class:`~audiodetic.model.Predictor` (:mod:`.sessions`, bounded): the picture is
+encoded once and changing only the sounds, texts or threshold re-scores the stored encoding. Every upload is
+checked against the :class:`~audiodetic.demo.uploads.UploadLimits` before any work starts. Errors are
+``ValueError`` subclasses (and ``FileNotFoundError`` for missing files) with messages meant for the page.
 """
 
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from audiodetic import io
+from audiodetic.demo.sessions import Session, SessionStore
+from audiodetic.demo.uploads import UploadLimits, check_picture, check_sounds, collect_sounds, upload_path
 from audiodetic.errors import InputError
-from audiodetic.model import AudiodeticModel, Predictor
+from audiodetic.inputs import as_rgb_array, check_threshold
+from audiodetic.model import AudiodeticModel
 from audiodetic.structures import Detections
 from audiodetic.viz import draw
 
 TABLE_HEADERS = ["label", "score", "x1", "y1", "x2", "y2"]
 NAME_HEADERS = ["file", "name"]
+DEFAULT_MAX_SESSIONS = 16
 ModelSource = AudiodeticModel | Callable[[], AudiodeticModel]
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What one detection request on a picture shows: the drawing (RGB ``PIL.Image`` of the picture's size), the
+    table rows (:func:`table_rows`), the path of the session's JSON download (rewritten by its next request; the
+    page hands Gradio a copy at once) and the :class:`Detections` themselves."""
+
+    annotated: Any
+    rows: list[list[Any]]
+    json_path: str
+    detections: Detections
 
 
 class DemoBackend:
@@ -32,14 +50,19 @@ class DemoBackend:
 
     Args:
         models: ``{display name: model or zero-argument loader}``; loaders run on first selection, once.
+        limits: the largest uploads accepted (:class:`UploadLimits`).
+        max_sessions: how many sessions (each holding one encoded picture) are kept at once.
     """
 
-    def __init__(self, models: Mapping[str, ModelSource]) -> None:
+    def __init__(self, models: Mapping[str, ModelSource], *, limits: UploadLimits | None = None,
+                 max_sessions: int = DEFAULT_MAX_SESSIONS) -> None:
         if not models:
             raise InputError("the demo needs at least one model")
         self._sources = dict(models)
         self._loaded: dict[str, AudiodeticModel] = {}
         self._lock = threading.Lock()
+        self.limits = limits or UploadLimits()
+        self.sessions = SessionStore(max_sessions)
 
     @property
     def model_names(self) -> list[str]:
@@ -56,91 +79,60 @@ class DemoBackend:
                 self._loaded[name] = source if isinstance(source, AudiodeticModel) else source()
             return self._loaded[name]
 
-    def predictor(self, session: dict[str, Any] | None, image: np.ndarray, model_name: str | None
-                  ) -> tuple[Predictor, dict[str, Any]]:
-        """The session's predictor for ``image``; encodes only when the image or the model changed."""
-        digest = hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16)
-        digest.update(str(image.shape).encode())
-        key = (model_name or self.model_names[0], digest.hexdigest())
-        if session and session.get("key") == key:
-            return session["predictor"], session
-        predictor = self.model(model_name).predictor()
-        predictor.set_image(image)
-        return predictor, {"key": key, "predictor": predictor}
+    def forget(self, session_id: str | None) -> None:
+        """Drop a session's encoding and outputs (its browser tab closed)."""
+        self.sessions.drop(session_id)
 
-    def run(self, image: np.ndarray | None, sound_files: Sequence[Any] | None, names: Any, recording: str | None,
+    def close(self) -> None:
+        """Drop every session and its files."""
+        self.sessions.close()
+
+    def run(self, image: Any, sound_files: Sequence[Any] | None, names: Any, recording: Any,
             recording_name: str | None, texts: str | None, threshold: float, model_name: str | None,
-            session: dict[str, Any] | None) -> tuple[Any, list[list[Any]], str, dict[str, Any], Detections]:
-        """Detect and return ``(annotated PIL image, table rows, JSON file path, new session, detections)``.
+            session_id: str | None) -> ImageResult:
+        """Detect the sounds' and texts' things in ``image`` for session ``session_id``.
 
-        Raises ``ValueError`` (and subclasses) with a message meant for the page.
+        Args:
+            image: the picture's upload (a path or Gradio's file record, :func:`upload_path`).
+            sound_files, names, recording, recording_name: uploads and the names table (:func:`collect_sounds`).
+            texts: comma-separated text prompts. threshold: the score threshold in ``[0, 1]``.
+            model_name: one of :attr:`model_names` (``None``: the first).
+            session_id: the caller's session (``None``: a one-off session).
+
+        Raises ``ValueError`` (and subclasses) or ``FileNotFoundError`` with a message meant for the page; every
+        limit is checked before the picture is decoded or anything is encoded.
         """
-        if image is None:
+        if image is None or str(upload_path(image)) in ("", "."):
             raise InputError("Add an image first (upload, paste or take a webcam picture).")
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
-            raise InputError(f"The image must be an RGB picture; got an array of shape {image.shape}.")
-        image = np.ascontiguousarray(image[..., :3])
         sounds = collect_sounds(sound_files, names, recording, recording_name)
         text_prompts = [t.strip() for t in (texts or "").split(",") if t.strip()]
         if not sounds and not text_prompts:
             raise InputError("Add at least one sound (upload or record one) or a text prompt.")
-        predictor, session = self.predictor(session, image, model_name)
-        detections = predictor.predict(sounds or None, text_prompts=text_prompts or None, score_threshold=threshold)
-        return (draw(image, detections), table_rows(detections), write_json(detections), session, detections)
+        threshold = check_threshold(threshold, argument="the score threshold")
+        picture = check_picture(image, self.limits)
+        check_sounds(sounds, self.limits)
+        model = self.model(model_name)
+        with self.sessions.use(session_id) as session:
+            pixels = self._set_picture(session, picture, model_name or self.model_names[0], model)
+            detections = session.predictor.predict(sounds or None, text_prompts=text_prompts or None,
+                                                   score_threshold=threshold)
+            json_path = io.write_json(session.folder / "detections.json",
+                                      [detections.to_json_dict(image=picture.name)], indent=1)
+        return ImageResult(draw(pixels, detections), table_rows(detections), str(json_path), detections)
 
-
-def collect_sounds(sound_files: Sequence[Any] | None, names: Any, recording: str | None,
-                   recording_name: str | None) -> dict[str, list[str]]:
-    """``{name: [paths]}`` from uploaded files (named by the names table, else by file stem) and a recording.
-
-    Files given the same name are averaged into one prompt.
-    """
-    by_file = {}
-    for row in _rows(names):
-        if len(row) >= 2 and str(row[0]).strip() and str(row[1]).strip():
-            by_file[str(row[0]).strip()] = str(row[1]).strip()
-    sounds: dict[str, list[str]] = {}
-    for item in sound_files or []:
-        path = _upload_path(item)
-        name = by_file.get(path.name, path.stem)
-        sounds.setdefault(name, []).append(str(path))
-    if recording:
-        sounds.setdefault((recording_name or "").strip() or "recording", []).append(str(recording))
-    return sounds
-
-
-def name_rows(sound_files: Sequence[Any] | None, names: Any = None) -> list[list[str]]:
-    """Rows ``[file, name]`` for the uploaded files, keeping names the user already edited."""
-    kept = {str(row[0]): str(row[1]) for row in _rows(names) if len(row) >= 2}
-    rows = []
-    for item in sound_files or []:
-        path = _upload_path(item)
-        rows.append([path.name, kept.get(path.name, path.stem)])
-    return rows
-
-
-def _upload_path(item: Any) -> Path:
-    """The server-side path of one Gradio upload (a path string, or a file object with ``.name``)."""
-    return Path(item if isinstance(item, (str, Path)) else getattr(item, "name", str(item)))
-
-
-def _rows(table: Any) -> list[list[Any]]:
-    if table is None:
-        return []
-    if hasattr(table, "values") and hasattr(table, "columns"):  # pandas DataFrame
-        return [list(row) for row in table.values.tolist()]
-    if isinstance(table, dict):
-        return [list(row) for row in table.get("data", [])]
-    return [list(row) for row in table]
-
-
-def short_paths(message: str, paths: Sequence[Any]) -> str:
-    """``message`` with the server's temporary upload paths replaced by the uploaded file names."""
-    for path in paths:
-        if path:
-            message = message.replace(str(path), Path(str(path)).name)
-    return message
+    def _set_picture(self, session: Session, picture: Path, model_name: str, model: AudiodeticModel) -> np.ndarray:
+        """The checked picture's pixels (``(H, W, 3)`` uint8 RGB, upright), with ``session.predictor`` holding their
+        encoding: encoded only when the pixels or the model changed."""
+        pixels = as_rgb_array(picture)
+        digest = hashlib.blake2b(pixels.tobytes(), digest_size=16)
+        digest.update(str(pixels.shape).encode())
+        key = (model_name, digest.hexdigest())
+        if session.key != key:
+            session.key = session.predictor = None
+            predictor = model.predictor()
+            predictor.set_image(pixels)
+            session.key, session.predictor = key, predictor
+        return pixels
 
 
 def table_rows(detections: Detections) -> list[list[Any]]:
@@ -148,9 +140,3 @@ def table_rows(detections: Detections) -> list[list[Any]]:
     ordered = detections.sorted_by_score()
     return [[label, round(float(score), 3), *(round(float(v), 1) for v in box)]
             for label, score, box in zip(ordered.labels, ordered.scores, ordered.boxes)]
-
-
-def write_json(detections: Detections, image_name: str = "image") -> str:
-    """Write the CLI's JSON (a list with one object per image) to a new temporary file; returns its path."""
-    directory = Path(tempfile.mkdtemp(prefix="audiodetic-demo-"))
-    return str(io.write_json(directory / "detections.json", [detections.to_json_dict(image=image_name)], indent=1))

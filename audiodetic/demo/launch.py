@@ -1,36 +1,105 @@
 """Starting the demo: its command-line options (shared by ``audiodetic demo`` and ``python -m audiodetic.demo``),
-loading the models they name, and serving the page."""
+loading the models they name, and serving the page.
+
+The server prints one line with its address. Gradio's own start-up text is silenced: it suggests setting
+``share=True`` in ``launch()``, which a command-line user cannot do; ``--share`` is the way here.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from audiodetic.errors import InputError
 
+DEFAULT_CONCURRENCY = 2
+DEFAULT_MAX_QUEUE = 32
+GRADIO_SESSION_CAPACITY = 1000
+"""Sessions whose bookkeeping Gradio keeps (about 30 kB each, measured with Gradio 6.31; Gradio's default is
+10000, and it keeps a closed session's until that many newer ones exist). The demo keeps nothing of its own in
+Gradio's session state, so a dropped one costs nothing."""
+
+
+def _positive(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse ``type`` accepting only positive finite numbers (``int`` or ``float``)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"must be a positive {convert.__name__}, got {text!r}")
+        return value
+
+    parse.__name__ = convert.__name__
+    return parse
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The demo's options."""
+    """The demo's options; each help line states its default once."""
     from audiodetic.api import DEFAULT_AUDIO_WEIGHTS, DEFAULT_BRIDGE, DEFAULT_DETECTOR
+    from audiodetic.demo.backend import DEFAULT_MAX_SESSIONS
+    from audiodetic.demo.uploads import UploadLimits
+    from audiodetic.inputs import MEGABYTE
 
+    limits = UploadLimits()
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, metavar="NAME_OR_PATH",
-                        help=f"detector name or checkpoint in an official Detic layout (default {DEFAULT_DETECTOR})")
+                        help="detector name or checkpoint in an official Detic layout (default %(default)s)")
     parser.add_argument("--audio-weights", default=DEFAULT_AUDIO_WEIGHTS, metavar="NAME_OR_PATH",
-                        help=f"ImageBind weights (default {DEFAULT_AUDIO_WEIGHTS})")
+                        help="ImageBind weights (default %(default)s)")
     parser.add_argument("--text-weights", default=None, metavar="NAME_OR_PATH",
                         help="CLIP ViT-B/32 weights for text prompts (default: the known clip-vit-b32)")
     parser.add_argument("--bridge", default=DEFAULT_BRIDGE, metavar="KIND_OR_PATH",
-                        help="linear, retrieval or a saved bridge file")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 = every interface)")
-    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
-    parser.add_argument("--concurrency", type=int, default=2, help="requests processed at once (default 2)")
+                        help="linear, retrieval or a saved bridge file (default %(default)s)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on; 0.0.0.0 = every interface (default %(default)s)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
+    parser.add_argument("--share", action="store_true",
+                        help="also serve on a temporary public gradio.live link (needs internet; default: off)")
+    parser.add_argument("--concurrency", type=_positive(int), default=DEFAULT_CONCURRENCY, metavar="N",
+                        help="detection requests processed at once (default %(default)s)")
+    parser.add_argument("--max-queue", type=_positive(int), default=DEFAULT_MAX_QUEUE, metavar="N",
+                        help="requests that may wait; more are answered 'queue is full' (default %(default)s)")
+    parser.add_argument("--max-sessions", type=_positive(int), default=DEFAULT_MAX_SESSIONS, metavar="N",
+                        help="sessions whose encoded picture is kept; older ones encode again (default %(default)s)")
+    parser.add_argument("--max-upload-mb", type=_positive(float), default=limits.max_bytes / MEGABYTE, metavar="MB",
+                        help="largest uploaded file, in MB of 1024 x 1024 bytes (default %(default)g)")
+    parser.add_argument("--max-image-megapixels", type=_positive(float), default=limits.max_image_pixels / 1e6,
+                        metavar="MP", help="largest picture, width x height in millions of pixels (default %(default)g)")
+    parser.add_argument("--max-audio-seconds", type=_positive(float), default=limits.max_audio_seconds,
+                        metavar="S", help="longest sound, in seconds (default %(default)g)")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="audiodetic demo", description="Launch the audiodetic Gradio demo.")
     add_arguments(parser)
     return parser.parse_args(argv)
+
+
+def upload_limits(args: argparse.Namespace) -> Any:
+    """The :class:`~audiodetic.demo.uploads.UploadLimits` the options name."""
+    from audiodetic.demo.uploads import UploadLimits
+    from audiodetic.inputs import MEGABYTE
+
+    return UploadLimits(max_bytes=int(args.max_upload_mb * MEGABYTE),
+                        max_image_pixels=int(args.max_image_megapixels * 1e6),
+                        max_audio_seconds=float(args.max_audio_seconds))
+
+
+def start(demo: Any, *, host: str, port: int, share: bool = False, max_file_size: int | None = None) -> str:
+    """Serve ``demo`` (a ``gr.Blocks``) in the background and print one line with its address; returns the local
+    URL. Gradio's start-up text is silenced (see the module docstring); with ``share`` Gradio still prints the
+    public link, or why it could not make one. Gradio's per-session bookkeeping is capped at
+    :data:`GRADIO_SESSION_CAPACITY` sessions."""
+    demo.launch(server_name=host, server_port=port, share=share, max_file_size=max_file_size, show_error=True,
+                quiet=True, prevent_thread_lock=True, state_session_capacity=GRADIO_SESSION_CAPACITY)
+    url = demo.local_url
+    print(f"audiodetic demo: serving on {url} (Ctrl+C stops it)", flush=True)
+    return url
 
 
 def launch(args: argparse.Namespace) -> int:
@@ -40,19 +109,25 @@ def launch(args: argparse.Namespace) -> int:
     except ImportError:
         raise InputError("the demo needs Gradio: pip install 'audiodetic[demo]'") from None
     from audiodetic import api
-    from audiodetic.demo.backend import ModelSource
+    from audiodetic.demo.backend import DemoBackend, ModelSource
     from audiodetic.demo.page import build_demo
 
+    limits = upload_limits(args)
     kwargs: dict[str, Any] = {"device": args.device, "audio_weights": args.audio_weights, "bridge": args.bridge}
     if args.text_weights:
         kwargs["text_weights"] = args.text_weights
     model = api.load(args.detector, **kwargs)
-    others: dict[str, ModelSource] = {}
+    models: dict[str, ModelSource] = {model.name: model}
     for name in api.list_models("detector", local_only=True):
         if name != model.name:
-            others[name] = lambda name=name: api.load(name, **kwargs)
-    build_demo(model, models=others, concurrency_limit=args.concurrency).launch(
-        server_name=args.host, server_port=args.port, show_error=True)
+            models[name] = lambda name=name: api.load(name, **kwargs)
+    backend = DemoBackend(models, limits=limits, max_sessions=args.max_sessions)
+    demo = build_demo(backend, concurrency_limit=args.concurrency, max_queue=args.max_queue)
+    try:
+        start(demo, host=args.host, port=args.port, share=args.share, max_file_size=limits.max_bytes)
+        demo.block_thread()
+    finally:
+        backend.close()
     return 0
 
 

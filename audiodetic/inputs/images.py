@@ -56,19 +56,22 @@ def max_image_pixels(value: int | None = None) -> int:
     return int(value)
 
 
+RAISE_PIXEL_LIMIT = (f"a guard against decompression bombs; raise it with --max-image-pixels N, "
+                     f"{ENV_MAX_IMAGE_PIXELS}=N or max_image_pixels=N")
+"""What the pixel-limit message tells API and CLI users; a surface with its own limit (the demo) passes its own."""
+
+
 def check_image_pixels(width: int, height: int, *, argument: str = "image", max_pixels: int | None = None,
-                       source: str = "the picture") -> None:
-    """Refuse a ``width x height`` picture above the pixel limit, saying how to raise it."""
+                       source: str = "the picture", hint: str = RAISE_PIXEL_LIMIT) -> None:
+    """Refuse a ``width x height`` picture above the pixel limit; the message gives both sizes and ``hint``."""
     limit = max_image_pixels(max_pixels)
-    if width * height > limit:
-        raise InputError(
-            f"{argument}: {source} is {width} x {height} = {width * height:,} pixels, above the limit of {limit:,} "
-            f"pixels (a guard against decompression bombs); raise it with --max-image-pixels N, "
-            f"{ENV_MAX_IMAGE_PIXELS}=N or max_image_pixels=N"
-        )
+    pixels = width * height
+    if pixels > limit:
+        raise InputError(f"{argument}: {source} is {width} x {height} = {pixels:,} pixels ({pixels / 1e6:.3g} "
+                         f"megapixels), above the limit of {limit:,} pixels ({limit / 1e6:.3g} megapixels); {hint}")
 
 
-def _open(path: Path | bytes, argument: str, max_pixels: int | None) -> Image.Image:
+def _open(path: Path | bytes, argument: str, max_pixels: int | None, hint: str = RAISE_PIXEL_LIMIT) -> Image.Image:
     """The lazily opened file or encoded bytes (header read, nothing decoded yet), checked against our own pixel
     limit."""
     name = _name(path)
@@ -84,7 +87,7 @@ def _open(path: Path | bytes, argument: str, max_pixels: int | None) -> Image.Im
     except (OSError, UnidentifiedImageError) as error:
         raise InputError(f"{argument}: cannot read {name} as an image ({error})") from None
     try:
-        check_image_pixels(*opened.size, argument=argument, max_pixels=max_pixels, source=name)
+        check_image_pixels(*opened.size, argument=argument, max_pixels=max_pixels, source=name, hint=hint)
     except InputError:
         opened.close()
         raise
@@ -168,10 +171,12 @@ def sequence_of_images(images: Sequence[Any], *, argument: str = "image",
     return [as_picture(image, argument=f"{argument}[{i}]", max_pixels=max_pixels) for i, image in enumerate(images)]
 
 
-def check_image_file(path: str | os.PathLike[str], *, argument: str = "image", max_pixels: int | None = None) -> Path:
-    """Read only the header of an image file (format, size, pixel limit), so a bad file fails in a second."""
+def check_image_file(path: str | os.PathLike[str], *, argument: str = "image", max_pixels: int | None = None,
+                     hint: str = RAISE_PIXEL_LIMIT) -> Path:
+    """Read only the header of an image file (format, size, pixel limit), so a bad file fails in a second; ``hint``
+    ends the pixel-limit message (default: how to raise the limit)."""
     path = Path(path)
-    _open(path, argument, max_pixels).close()
+    _open(path, argument, max_pixels, hint).close()
     return path
 
 

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from audiodetic.errors import InputError, MissingFileError
+from audiodetic.encoders.audio.io import AudioInfo, audio_info
+from audiodetic.errors import AudioDecodeError, InputError, MissingFileError
 
 SOURCE_FORMS = "a file path, encoded bytes, a binary file object or a (waveform, sample_rate) pair"
 
@@ -63,3 +64,26 @@ def check_sound_source(source: Any, *, argument: str = "sound") -> Any:
             raise InputError(f"{argument}: could not read audio bytes from {source!r} (empty, or a text stream)")
         return bytes(data)
     raise InputError(f"{argument}: unsupported sound source {type(source).__name__}; use {SOURCE_FORMS}")
+
+
+def check_sound_file(path: str | os.PathLike[str], *, argument: str = "sound",
+                     max_seconds: float | None = None) -> AudioInfo:
+    """Read only the header of a sound file: a missing file, one that is not audio libsndfile decodes, or (with
+    ``max_seconds``) one longer than that is refused before any sample is decoded.
+
+    Returns:
+        Its :class:`~audiodetic.encoders.audio.io.AudioInfo` (sample rate in Hz, frames, channels).
+
+    Raises:
+        MissingFileError: no such file. AudioDecodeError: not decodable audio, or too long (the message gives the
+        duration and the limit in seconds).
+    """
+    checked = check_sound_source(path, argument=argument)
+    try:
+        info = audio_info(checked)
+    except AudioDecodeError as error:
+        raise AudioDecodeError(f"{argument}: {error}") from None
+    if max_seconds is not None and info.duration > max_seconds:
+        raise AudioDecodeError(f"{argument}: {checked} is {info.duration:.1f} s long; sounds of at most "
+                               f"{max_seconds:g} s are accepted")
+    return info

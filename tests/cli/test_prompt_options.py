@@ -163,16 +163,21 @@ def test_demo_command_loads_explicit_files(files, monkeypatch) -> None:
     launched = {}
 
     class FakeDemo:
+        local_url = "http://127.0.0.1:7999/"
+
         def launch(self, **kwargs):
             launched.update(kwargs)
 
-    def fake_build(model, **kwargs):
-        launched["model"] = model
+        def block_thread(self):
+            launched["blocked"] = True
+
+    def fake_build(backend, **kwargs):
+        launched["model"] = backend.model(None)
         return FakeDemo()
 
     monkeypatch.setattr(page, "build_demo", fake_build)
     assert main(["demo", "--detector", str(files["detector"]), "--audio-weights", str(files["imagebind"]),
                  "--bridge", str(files["bridge"]), "--host", "127.0.0.1", "--port", "7999"]) == 0
-    assert launched["server_name"] == "127.0.0.1" and launched["server_port"] == 7999
+    assert launched["server_name"] == "127.0.0.1" and launched["server_port"] == 7999 and launched["blocked"]
     model = launched["model"]
     assert model.name == str(files["detector"]) and model.audio_encoder().embed_dim > 0
