@@ -1,7 +1,7 @@
 """How every ``audiodetic`` command shows its options: each option has one line of help and one true default.
 
 :class:`CommandParser` is the parser class of the whole command tree (sub-commands inherit it), and its
-:class:`HelpFormatter` appends ``(default: X)`` to an option's help unless the help already says its default, or the
+:class:`HelpFormatter` appends ``(default X)`` to an option's help unless the help already says its default, or the
 default is empty (``None``, ``False``, an empty list): the default is then stated exactly once, and it is the value
 argparse really uses.
 """
@@ -19,7 +19,7 @@ class HelpFormatter(argparse.HelpFormatter):
         text = action.help or ""
         if "default" in text.lower() or "%(default)" in text or not shows_default(action):
             return text
-        return f"{text} (default: %(default)s)"
+        return f"{text} (default %(default)s)"
 
 
 def shows_default(action: argparse.Action) -> bool:

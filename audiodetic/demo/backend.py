@@ -1,5 +1,5 @@
 """What the demo page's buttons do, without Gradio (so it is tested directly): sessions, prompts from uploads,
-the result table and the JSON download.
+the result table, the JSON download, what each sound was heard as, and videos.
 
 Each browser session keeps a :class:`~audiodetic.model.Predictor` (:mod:`.sessions`, bounded): the picture is
 encoded once and changing only the sounds, texts or threshold re-scores the stored encoding. Every upload is
@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from audiodetic import io
 from audiodetic.demo.sessions import Session, SessionStore
 from audiodetic.demo.uploads import UploadLimits, check_picture, check_sounds, collect_sounds, upload_path
 from audiodetic.errors import InputError
-from audiodetic.inputs import as_rgb_array, check_threshold
+from audiodetic.inputs import as_rgb_array, check_file_size, check_threshold
 from audiodetic.model import AudiodeticModel
 from audiodetic.structures import Detections
 from audiodetic.viz import draw
@@ -37,12 +37,23 @@ ModelSource = AudiodeticModel | Callable[[], AudiodeticModel]
 class ImageResult:
     """What one detection request on a picture shows: the drawing (RGB ``PIL.Image`` of the picture's size), the
     table rows (:func:`table_rows`), the path of the session's JSON download (rewritten by its next request; the
-    page hands Gradio a copy at once) and the :class:`Detections` themselves."""
+    page hands Gradio a copy at once), the :class:`Detections` themselves, and what each sound prompt was heard as
+    (one line per sound: the retrieval bridge's three heaviest labels and their weights; empty for other bridges)."""
 
     annotated: Any
     rows: list[list[Any]]
     json_path: str
     detections: Detections
+    heard_as: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """A video request's results: the annotated ``.mp4`` (sampled frames, the original audio) and the track table
+    rows (:data:`audiodetic.video.backend.TRACK_COLUMNS`)."""
+
+    video_path: str
+    tracks: list[list[Any]]
 
 
 class DemoBackend:
@@ -118,7 +129,33 @@ class DemoBackend:
                                                    score_threshold=threshold)
             json_path = io.write_json(session.folder / "detections.json",
                                       [detections.to_json_dict(image=picture.name)], indent=1)
-        return ImageResult(draw(pixels, detections), table_rows(detections), str(json_path), detections)
+        return ImageResult(draw(pixels, detections), table_rows(detections), str(json_path), detections,
+                           heard_as(model, sounds))
+
+    def run_video(self, video: Any, sound_files: Sequence[Any] | None, names: Any, recording: Any,
+                  recording_name: str | None, texts: str | None, threshold: float, model_name: str | None,
+                  session_id: str | None, *, soundtrack: bool = True, fps: float = 2.0) -> VideoResult:
+        """Find what is sounding in ``video`` (its own soundtrack as a prompt, with the sounds and texts given),
+        over at most :attr:`UploadLimits.max_video_seconds` from its start; same arguments as :meth:`run`."""
+        from audiodetic.video.backend import annotate_video
+
+        if video is None or str(upload_path(video)) in ("", "."):
+            raise InputError("Add a video first.")
+        sounds = collect_sounds(sound_files, names, recording, recording_name)
+        text_prompts = [t.strip() for t in (texts or "").split(",") if t.strip()]
+        if not (soundtrack or sounds or text_prompts):
+            raise InputError("Use the video's soundtrack, or add a sound or a text prompt.")
+        threshold = check_threshold(threshold, argument="the score threshold")
+        path = upload_path(video)
+        check_file_size(path, max_bytes=self.limits.max_bytes, argument="video")
+        check_sounds(sounds, self.limits)
+        model = self.model(model_name)
+        with self.sessions.use(session_id) as session:
+            annotated, rows = annotate_video(path, model=model, audio_prompts=sounds or None,
+                                             text_prompts=text_prompts or None, soundtrack=soundtrack, fps=fps,
+                                             end_s=self.limits.max_video_seconds, score_threshold=threshold,
+                                             output_dir=session.folder)
+        return VideoResult(str(annotated), rows)
 
     def _set_picture(self, session: Session, picture: Path, model_name: str, model: AudiodeticModel) -> np.ndarray:
         """The checked picture's pixels (``(H, W, 3)`` uint8 RGB, upright), with ``session.predictor`` holding their
@@ -133,6 +170,23 @@ class DemoBackend:
             predictor.set_image(pixels)
             session.key, session.predictor = key, predictor
         return pixels
+
+
+def heard_as(model: AudiodeticModel, sounds: Mapping[str, Sequence[str]]) -> list[str]:
+    """What each sound prompt was heard as (:func:`audiodetic.bridge.explain.format_explanation`), when the model's
+    sounds go through a bridge that mixes labels (retrieval); otherwise no lines."""
+    from audiodetic.bridge.explain import explain_sounds, format_explanation
+    from audiodetic.spaces import needs_bridge
+
+    if not sounds:
+        return []
+    encoder = model.audio_encoder()
+    if not needs_bridge(encoder.space):
+        return []
+    bridge = model.bridge()
+    if not hasattr(bridge, "explain"):
+        return []
+    return format_explanation(explain_sounds(sounds, audio_encoder=encoder, bridge=bridge))
 
 
 def table_rows(detections: Detections) -> list[list[Any]]:

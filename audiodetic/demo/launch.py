@@ -40,21 +40,13 @@ def _positive(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's options; each help line states its default once."""
-    from audiodetic.api import DEFAULT_AUDIO_WEIGHTS, DEFAULT_BRIDGE, DEFAULT_DETECTOR
+    from audiodetic.cli.options import add_model_options
     from audiodetic.demo.backend import DEFAULT_MAX_SESSIONS
     from audiodetic.demo.uploads import UploadLimits
     from audiodetic.inputs import MEGABYTE
 
     limits = UploadLimits()
-    parser.add_argument("--detector", default=DEFAULT_DETECTOR, metavar="NAME_OR_PATH",
-                        help="detector name or checkpoint in an official Detic layout (default %(default)s)")
-    parser.add_argument("--audio-weights", default=DEFAULT_AUDIO_WEIGHTS, metavar="NAME_OR_PATH",
-                        help="ImageBind weights (default %(default)s)")
-    parser.add_argument("--text-weights", default=None, metavar="NAME_OR_PATH",
-                        help="CLIP ViT-B/32 weights for text prompts (default: the known clip-vit-b32)")
-    parser.add_argument("--bridge", default=DEFAULT_BRIDGE, metavar="KIND_OR_PATH",
-                        help="linear, retrieval or a saved bridge file (default %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
+    add_model_options(parser, half=False)
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on; 0.0.0.0 = every interface (default %(default)s)")
     parser.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
@@ -69,9 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=_positive(float), default=limits.max_bytes / MEGABYTE, metavar="MB",
                         help="largest uploaded file, in MB of 1024 x 1024 bytes (default %(default)g)")
     parser.add_argument("--max-image-megapixels", type=_positive(float), default=limits.max_image_pixels / 1e6,
-                        metavar="MP", help="largest picture, width x height in millions of pixels (default %(default)g)")
+                        metavar="MP", help="largest picture, width x height in millions of pixels "
+                                           "(default %(default)g)")
     parser.add_argument("--max-audio-seconds", type=_positive(float), default=limits.max_audio_seconds,
                         metavar="S", help="longest sound, in seconds (default %(default)g)")
+    parser.add_argument("--max-video-seconds", type=_positive(float), default=limits.max_video_seconds,
+                        metavar="S", help="seconds of an uploaded video analysed, from its start (default %(default)g)")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -87,7 +82,8 @@ def upload_limits(args: argparse.Namespace) -> Any:
 
     return UploadLimits(max_bytes=int(args.max_upload_mb * MEGABYTE),
                         max_image_pixels=int(args.max_image_megapixels * 1e6),
-                        max_audio_seconds=float(args.max_audio_seconds))
+                        max_audio_seconds=float(args.max_audio_seconds),
+                        max_video_seconds=float(args.max_video_seconds))
 
 
 def start(demo: Any, *, host: str, port: int, share: bool = False, max_file_size: int | None = None) -> str:
@@ -113,9 +109,8 @@ def launch(args: argparse.Namespace) -> int:
     from audiodetic.demo.page import build_demo
 
     limits = upload_limits(args)
-    kwargs: dict[str, Any] = {"device": args.device, "audio_weights": args.audio_weights, "bridge": args.bridge}
-    if args.text_weights:
-        kwargs["text_weights"] = args.text_weights
+    kwargs: dict[str, Any] = {"device": args.device, "audio_weights": args.audio_weights, "bridge": args.bridge,
+                              "text_weights": args.text_weights}
     model = api.load(args.detector, **kwargs)
     models: dict[str, ModelSource] = {model.name: model}
     for name in api.list_models("detector", local_only=True):

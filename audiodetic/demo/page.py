@@ -2,8 +2,9 @@
 
 :func:`build_demo` returns a queued ``gr.Blocks``: the prompt controls (:func:`prompt_controls`: sounds, their
 names, a recording, texts, threshold, model) beside tabs of inputs and results, each tab built by its own function
-(:func:`image_tab`) that wires its events to :class:`~audiodetic.demo.backend.DemoBackend`; a tab's results are one
-dataclass of components (:class:`ImageTab`) filled from one backend result. Errors become messages in the page; the
+(:func:`image_tab`, :func:`video_tab`) that wires its events to :class:`~audiodetic.demo.backend.DemoBackend`; a
+tab's results are one dataclass of components (:class:`ImageTab`, :class:`VideoTab`) filled from one backend
+result. Errors become messages in the page; the
 server keeps serving. Importing this module imports Gradio.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import gradio as gr
 
-from audiodetic.demo.backend import NAME_HEADERS, TABLE_HEADERS, DemoBackend, ImageResult, ModelSource
+from audiodetic.demo.backend import NAME_HEADERS, TABLE_HEADERS, DemoBackend, ImageResult, ModelSource, VideoResult
 from audiodetic.demo.media import example_dir
 from audiodetic.demo.uploads import UploadLimits, name_rows, short_paths
 from audiodetic.errors import AudiodeticError, InputError
@@ -54,17 +55,40 @@ class ImageTab:
     image: Any
     button: Any
     annotated: Any
+    heard_as: Any
     table: Any
     json_file: Any
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.annotated, self.table, self.json_file]
+        return [self.annotated, self.heard_as, self.table, self.json_file]
 
     @staticmethod
     def show(result: ImageResult) -> tuple[Any, ...]:
         """The values of :attr:`outputs` for one result."""
-        return result.annotated, result.rows, result.json_path
+        heard = "\n".join(f"- {line}" for line in result.heard_as)
+        return result.annotated, heard, result.rows, result.json_path
+
+
+@dataclass(frozen=True)
+class VideoTab:
+    """The video tab's input, options, button and result components."""
+
+    video: Any
+    soundtrack: Any
+    fps: Any
+    button: Any
+    annotated: Any
+    tracks: Any
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.annotated, self.tracks]
+
+    @staticmethod
+    def show(result: VideoResult) -> tuple[Any, ...]:
+        """The values of :attr:`outputs` for one result."""
+        return result.video_path, result.tracks
 
 
 def build_demo(model: AudiodeticModel | DemoBackend, *, models: Mapping[str, ModelSource] | None = None,
@@ -99,6 +123,7 @@ def build_demo(model: AudiodeticModel | DemoBackend, *, models: Mapping[str, Mod
                 prompts = prompt_controls(backend)
             with gr.Column(scale=2), gr.Tabs():
                 pictures = image_tab(backend, prompts)
+                video_tab(backend, prompts)
         if examples:
             _examples(pictures, prompts)
         demo.unload(forget)
@@ -140,12 +165,13 @@ def image_tab(backend: DemoBackend, prompts: PromptControls) -> ImageTab:
             annotated = gr.Image(label="Detections", type="pil", format="png", interactive=False,
                                  elem_id="annotated")
         button = gr.Button("Detect", variant="primary", elem_id="detect-button")
+        heard_as = gr.Markdown(label="What each sound was heard as", elem_id="heard-as")
         table = gr.Dataframe(headers=TABLE_HEADERS, datatype=["str", "number", "number", "number", "number",
                                                                "number"],
                              type="array", label="Detections (box in image pixels)", interactive=False,
                              elem_id="results-table")
         json_file = gr.File(label="Detections as JSON", interactive=False, elem_id="json-file")
-    tab = ImageTab(image, button, annotated, table, json_file)
+    tab = ImageTab(image, button, annotated, heard_as, table, json_file)
 
     def detect(image, sound_files, names, recording, recording_name, texts, threshold, model_name,
                request: gr.Request):
@@ -169,7 +195,40 @@ def image_tab(backend: DemoBackend, prompts: PromptControls) -> ImageTab:
     return tab
 
 
-def _answer(action: Callable[..., Any], uploads: list[Any], *args: Any) -> Any:
+def video_tab(backend: DemoBackend, prompts: PromptControls) -> VideoTab:
+    """The "Video" tab: a video in (its own soundtrack as a prompt, with the sounds and texts given), the annotated
+    video (with its audio) and the track table out."""
+    from audiodetic.video.backend import TRACK_COLUMNS
+
+    with gr.Tab("Video", id="video"):
+        with gr.Row():
+            video = gr.Video(label="Video", sources=["upload"], elem_id="input-video")
+            annotated = gr.Video(label="What is sounding", interactive=False, elem_id="annotated-video")
+        with gr.Row():
+            soundtrack = gr.Checkbox(value=True, label="Use the video's own soundtrack as a prompt",
+                                     elem_id="soundtrack")
+            fps = gr.Slider(0.5, 10.0, value=2.0, step=0.5, label="Frames analysed per second", elem_id="video-fps")
+        button = gr.Button("Find what is sounding", variant="primary", elem_id="video-button")
+        tracks = gr.Dataframe(headers=list(TRACK_COLUMNS), type="array", interactive=False,
+                              label=f"Tracks (the first {backend.limits.max_video_seconds:g} s of the video)",
+                              elem_id="tracks-table")
+    tab = VideoTab(video, soundtrack, fps, button, annotated, tracks)
+
+    def detect(video, soundtrack, fps, sound_files, names, recording, recording_name, texts, threshold, model_name,
+               request: gr.Request):
+        result = _answer(backend.run_video, [video, recording, *(sound_files or [])], video, sound_files, names,
+                         recording, recording_name, texts, threshold, model_name, request.session_hash,
+                         soundtrack=bool(soundtrack), fps=float(fps))
+        if not result.tracks:
+            gr.Warning(f"Nothing scored above {threshold:.2f} long enough to make a track; try a lower threshold.")
+        return tab.show(result)
+
+    button.click(detect, [video, soundtrack, fps, *prompts.inputs], tab.outputs, api_name="detect_video",
+                 concurrency_id="detect", preprocess=False)
+    return tab
+
+
+def _answer(action: Callable[..., Any], uploads: list[Any], *args: Any, **options: Any) -> Any:
     """``action(*args)``, with every error turned into a message in the page naming uploads by their file names
     (a user's mistake is not logged as a server traceback).
 
@@ -178,7 +237,7 @@ def _answer(action: Callable[..., Any], uploads: list[Any], *args: Any) -> Any:
     picture reaches the backend's checks instead of failing inside ``gr.Image`` with Gradio's message.
     """
     try:
-        return action(*args)
+        return action(*args, **options)
     except (AudiodeticError, ValueError, FileNotFoundError, OSError) as error:
         raise gr.Error(short_paths(str(error), uploads), print_exception=False) from None
     except Exception as error:  # keep serving; show what happened (the log has the traceback)

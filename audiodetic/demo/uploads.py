@@ -26,14 +26,16 @@ class UploadLimits:
         max_bytes: largest file, in bytes (also given to Gradio, which stops larger uploads in the browser).
         max_image_pixels: largest picture, width x height.
         max_audio_seconds: longest sound, in seconds.
+        max_video_seconds: how much of an uploaded video is analysed, from its start, in seconds.
     """
 
     max_bytes: int = 50 * MEGABYTE
     max_image_pixels: int = 40_000_000
     max_audio_seconds: float = 300.0
+    max_video_seconds: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("max_bytes", "max_image_pixels", "max_audio_seconds"):
+        for name in ("max_bytes", "max_image_pixels", "max_audio_seconds", "max_video_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise InputError(f"upload limit {name} must be a positive number, got {value!r}")

@@ -188,7 +188,8 @@ def test_build_demo_has_queue_and_examples(model) -> None:
     assert isinstance(demo, gr.Blocks)
     assert demo._queue is not None and demo._queue.default_concurrency_limit == 1 and demo._queue.max_size == 7
     ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
-    assert {"input-image", "sound-files", "annotated", "results-table", "detect-button"} <= ids
+    assert {"input-image", "sound-files", "annotated", "results-table", "detect-button", "heard-as"} <= ids
+    assert {"input-video", "soundtrack", "video-fps", "video-button", "annotated-video", "tracks-table"} <= ids
     assert not list(Path(page.__file__).parent.glob("*.pyi")), "Gradio writes stubs beside component subclasses"
 
 
@@ -220,3 +221,45 @@ def test_missing_weights_is_a_message_and_the_next_request_works(model, sounds, 
     with pytest.raises(FileNotFoundError, match="imagebind_huge"):
         backend.run(image, sounds, None, None, None, "", 0.5, None, None)
     assert backend.run(image, [], None, None, None, "a car", 0.5, None, None).detections.names == ("a car",)
+
+
+def test_sounds_are_shown_as_what_the_retrieval_bridge_heard(tmp_path, sounds) -> None:
+    from audiodetic.bridge import RetrievalBridge
+    from audiodetic.model import AudiodeticModel
+    from surfaces_fixtures import tiny_audio_encoder
+
+    rng = np.random.default_rng(0)
+    audio = tiny_audio_encoder(0)
+    bridge = RetrievalBridge(rng.normal(size=(12, 64)), rng.normal(size=(12, 512)),
+                             [f"label {i}" for i in range(12)], temperature=0.05, top_k=5)
+    model = AudiodeticModel(shared_tiny_model(0).detector, audio_encoder=audio, bridge=bridge, name="retrieval")
+    picture = tmp_path / "scene.png"
+    Image.fromarray(scene()).save(picture)
+    result = demo_backend.DemoBackend({"retrieval": model}).run(str(picture), sounds, None, None, None, "", 0.3,
+                                                                None, None)
+    assert [line.split(":")[0] for line in result.heard_as] == ["siren", "engine"]
+    raw = audio.encode_sources([sounds[0]]).numpy()[0]
+    expected = bridge.explain(raw / np.linalg.norm(raw))[0][:3]
+    assert result.heard_as[0] == "siren: heard as " + ", ".join(f"{label} {weight:.2f}" for label, weight in expected)
+    linear = demo_backend.DemoBackend({"tiny": shared_tiny_model(0)})
+    assert linear.run(str(picture), sounds, None, None, None, "", 0.3, None, None).heard_as == []  # mixes no labels
+
+
+def test_a_video_is_annotated_with_its_soundtrack_and_tracked(tmp_path) -> None:
+    import av
+
+    from audiodetic.testing.video_media import write_test_video
+
+    clip = write_test_video(tmp_path / "clip.mp4", duration_s=3.0, fps=4.0, size=(160, 128))
+    backend = demo_backend.DemoBackend({"tiny": shared_tiny_model(0)},
+                                       limits=UploadLimits(max_video_seconds=2.0))
+    result = backend.run_video(str(clip.path), None, None, None, None, "", 0.0, None, "s1", fps=2.0)
+    with av.open(result.video_path) as container:
+        assert container.streams.audio, "the original audio is copied into the annotated video"
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames == 4  # 2 frames per second over the first 2.0 s (max_video_seconds)
+    assert all(len(row) == 6 for row in result.tracks)
+    with pytest.raises(ValueError, match="Add a video first"):
+        backend.run_video(None, None, None, None, None, "", 0.5, None, None)
+    with pytest.raises(ValueError, match="soundtrack, or add a sound"):
+        backend.run_video(str(clip.path), None, None, None, None, "", 0.5, None, None, soundtrack=False)

@@ -102,7 +102,7 @@ def test_twenty_sessions_get_their_own_results_within_the_concurrency_limit(tmp_
     assert backend.calls == 2 * USERS
     assert backend.peak == CONCURRENCY, f"{backend.peak} requests ran at once; the limit is {CONCURRENCY}"
     assert counter.calls == USERS, "each session encodes its picture once and re-scores it on its second request"
-    for user, (annotated, table, json_path), (_, rescored, _) in zip(users, first, second):
+    for user, (annotated, _heard, table, json_path), (_, _, rescored, _) in zip(users, first, second):
         labels = [row[0] for row in table["data"]]
         assert labels and set(labels) <= user.labels, (user.index, set(labels) - user.labels)
         assert {row[0] for row in rescored["data"]} <= user.labels
@@ -114,7 +114,7 @@ def test_twenty_sessions_get_their_own_results_within_the_concurrency_limit(tmp_
         assert {d["label"] for d in saved["detections"]} <= user.labels
         assert len(Detections.from_json_dict(saved)) == len(table["data"])
     # the same rows the Python API gives for this user's picture and prompts alone
-    for user, (_, table, _) in [(users[0], first[0]), (users[-1], first[-1])]:
+    for user, (_, _, table, _) in [(users[0], first[0]), (users[-1], first[-1])]:
         alone = model.detect(user.image, {user.sound_name: user.sound}, text_prompts=[user.text],
                              score_threshold=0.0).sorted_by_score()
         assert [row[0] for row in table["data"]] == list(alone.labels)
@@ -153,6 +153,6 @@ def test_past_the_bounded_queue_requests_are_told_the_queue_is_full(tmp_path) ->
     assert 1 <= len(answered) <= max_queue + 1, "one running plus at most max_queue waiting are accepted"
     assert len(full) >= USERS - max_queue - 1
     assert backend.calls == len(answered)
-    for user, (_, table, _) in answered:
+    for user, (_, _, table, _) in answered:
         assert {row[0] for row in table["data"]} <= user.labels
     print(f"{len(answered)} answered, {len(full)} told the queue is full")
