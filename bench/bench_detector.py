@@ -8,7 +8,7 @@ Usage::
 Weights are random but in the official layout with realistic statistics (``audiodetic.testing.detic_checkpoints``),
 loaded through ``convert.load_detector`` exactly like a released file. The image is a seeded 480x640 picture with
 shapes, resized to the 800x1067 network input of the default configs. Each architecture runs in a child process so
-its peak RSS (``ru_maxrss``) is its own. Figures are medians over ``--repeats`` after one warm-up run.
+its peak RSS (``VmHWM``) is its own. Figures are medians over ``--repeats`` after one warm-up run.
 """
 
 from __future__ import annotations
@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import resource
 import statistics
 import sys
 import time
 from typing import Any
 
 from common import MODELS as LAYOUTS
-from common import timed_stages
+from common import peak_rss_mb, timed_stages
 
 
 def _image(height: int = 480, width: int = 640) -> Any:
@@ -37,9 +36,6 @@ def _image(height: int = 480, width: int = 640) -> Any:
     return image
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
 
 def bench_arch(arch: str, threads: int, repeats: int, classes: int, score_threshold: float) -> dict[str, Any]:
     import numpy as np
@@ -52,7 +48,7 @@ def bench_arch(arch: str, threads: int, repeats: int, classes: int, score_thresh
 
     torch.set_num_threads(threads)
     detector = load_detector(make_detic_state_dict(LAYOUTS[arch], seed=0))
-    rss_model = _rss_mb()
+    rss_model = peak_rss_mb()
     image = _image()
     rng = np.random.default_rng(1)
     vocabulary = Vocabulary(tuple(f"class{i}" for i in range(classes)),
@@ -104,7 +100,7 @@ def bench_arch(arch: str, threads: int, repeats: int, classes: int, score_thresh
         "first_predict_s": first_predict,
         "reprompt_s": again,
         "reprompt_ratio": again / full,
-        "peak_rss_mb": _rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "rss_after_load_mb": rss_model,
     }
 

@@ -6,9 +6,9 @@ convolutions and oneDNN GEMMs count as the direct convolution / GEMM they replac
 matrix products; RoIAlign, NMS, norms and element-wise ops count zero), the stage's median and minimum wall time
 over ``--repeats`` runs, and the peak float32 rate of this machine measured in the same process by large matrix
 products (4096^3 through oneDNN and through torch.mm/MKL; the fastest run counts, measured before the stages and
-after each timed detect). ``headroom_s`` = time - FLOPs / peak: what the stage would save at the machine's peak; the stage with the
-most is named. Winograd (NNPACK) does fewer multiplications than the direct convolution it is counted as, so a
-convolution stage can exceed 100 % of the GEMM peak.
+after each timed detect). ``headroom_s`` = time - FLOPs / peak: what the stage would save at the machine's peak;
+the stage with the most is named. Winograd (NNPACK) does fewer multiplications than the direct convolution it is
+counted as, so a convolution stage can exceed 100 % of the GEMM peak.
 
 Random full-size weights in the official layout, a seeded 480x640 picture (800x1067 network input), 80 classes,
 score threshold 0.5 (as ``bench_upstream.py``). Usage::

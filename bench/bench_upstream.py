@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from common import MODELS, parse_list, run_isolated, upstream_env
 
 ROOT = Path(__file__).resolve().parent.parent
-from common import MODELS, parse_list, run_isolated, upstream_env
 
 TARGETS = {"r50": 0.6, "swinb": 0.75}
 REPROMPT_TARGET = 0.05
@@ -112,7 +112,8 @@ def _print_row(row: dict) -> None:
         f"{min(row['upstream_runs_s']):.2f})  ours {row['ours_s']:6.2f} s (min {min(row['ours_runs_s']):.2f})  "
         f"ratio {row['ratio']:.2f} (target <= {row['target']}; of minimums {row['ratio_of_minimums']:.2f}; "
         f"per pair {', '.join(f'{r:.2f}' for r in row['pair_ratios'])})"
-        f"\n      re-prompt {row['reprompt_s']:.3f} s = {row['reprompt_ratio']:.3f}x detect (target <= {REPROMPT_TARGET}; "
+        f"\n      re-prompt {row['reprompt_s']:.3f} s = {row['reprompt_ratio']:.3f}x detect "
+        f"(target <= {REPROMPT_TARGET}; "
         f"without masks {row['reprompt_no_masks_s']:.3f} s)\n      parity: {row['parity']}",
         flush=True,
     )

@@ -14,7 +14,7 @@ Model: the random full-size R50 checkpoint in the official Detic layout
 = (640, 640)``, Detic's real-time setting), with the full-size ImageBind audio tower (random weights) and a random
 linear bridge: the compute of the released models, not their accuracy.
 
-Figures (each measurement in its own child process, so ``ru_maxrss`` is its own):
+Figures (each measurement in its own child process, so its peak RSS, ``VmHWM``, is its own):
 
 * **speed**: ``--speed-seconds`` of the 1-minute video in soundtrack mode at ``--fps``: sampled frames per second of
   wall time, and the shares of decoding (frames and audio), audio encoding, detection and tracking.
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,13 +36,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import peak_rss_mb
+
 R50 = "Detic_LCOCOI21k_CLIP_R5021k_640b32_4x_ft4x_max-size"
 SIZE = (640, 360)
 SOURCE_FPS = 10
 
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
 def soundtrack_segments(minutes: float) -> list[Any]:
@@ -96,12 +94,12 @@ def child(args: argparse.Namespace) -> None:
         wall = time.perf_counter() - started
         print(json.dumps({"mode": "decode", "video": args.video, "frames": frames, "decoded": reader.decoded_frames,
                           "audio_s": blocks / (reader.info.audio_sample_rate or 1), "wall_s": wall,
-                          "peak_rss_mb": _peak_mb()}))
+                          "peak_rss_mb": peak_rss_mb()}))
         return
     from audiodetic.video import detect_video
 
     model = _model()
-    loaded_mb = _peak_mb()
+    loaded_mb = peak_rss_mb()
     run = detect_video(args.video, soundtrack=True, fps=args.fps, end_s=args.end, model=model,
                        score_threshold=0.5, input_size=(640, 640), max_detections=100)
     started = time.perf_counter()
@@ -112,7 +110,7 @@ def child(args: argparse.Namespace) -> None:
                       "seconds": {"decode": run.stats.decode_s, "audio": run.stats.audio_s,
                                   "detect": run.stats.detect_s, "track": run.stats.track_s},
                       "windows_encoded": run.stats.windows_encoded, "silent_frames": run.stats.silent_frames,
-                      "model_loaded_rss_mb": loaded_mb, "peak_rss_mb": _peak_mb()}))
+                      "model_loaded_rss_mb": loaded_mb, "peak_rss_mb": peak_rss_mb()}))
 
 
 def _spawn(args: argparse.Namespace, mode: str, video: Path, fps: float, end: float | None = None) -> dict[str, Any]:

@@ -31,6 +31,25 @@ def upstream_env() -> Any:
     return module
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory in MB: Linux's ``VmHWM``, which starts afresh at ``exec``.
+
+    Not ``ru_maxrss``: a child that ``subprocess`` or ``multiprocessing`` starts (vfork + exec) inherits its
+    parent's peak there, so the child of a parent that once held 5 GB reports at least 5 GB. Falls back to
+    ``ru_maxrss`` where ``/proc`` is missing.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def parse_list(text: str, allowed: set[str] | None = None, kind: type = str) -> list[Any]:
     """``"a,b"`` -> ``["a", "b"]`` (each converted by ``kind``); argparse errors name what is allowed."""
     values = [v.strip() for v in text.split(",") if v.strip()]

@@ -23,7 +23,7 @@ def explain_sounds(audio_prompts: Mapping[str, Sequence[Any]], *, audio_encoder:
         audio_prompts: ``{name: [source, ...]}`` (paths, bytes or ``(waveform, rate)`` pairs; several clips of one
             prompt are averaged as the vocabulary does). audio_encoder: the model's audio tower. bridge: a bridge
             with ``explain`` (:class:`~audiodetic.bridge.RetrievalBridge`). cache: an
-            :class:`~audiodetic.prompts.EmbeddingCache` (default: the process-wide one).
+            :class:`~audiodetic.encoders.cache.EmbeddingCache` (default: the process-wide one).
     Weights are the retrieval softmax weights (over its ``top_k`` labels; the ``top`` shown sum to at most 1).
 
     Raises:

@@ -224,9 +224,10 @@ def test_missing_weights_is_a_message_and_the_next_request_works(model, sounds, 
 
 
 def test_sounds_are_shown_as_what_the_retrieval_bridge_heard(tmp_path, sounds) -> None:
+    from surfaces_fixtures import tiny_audio_encoder
+
     from audiodetic.bridge import RetrievalBridge
     from audiodetic.model import AudiodeticModel
-    from surfaces_fixtures import tiny_audio_encoder
 
     rng = np.random.default_rng(0)
     audio = tiny_audio_encoder(0)
