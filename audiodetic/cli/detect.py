@@ -99,13 +99,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def check_bridge_option(bridge: str, *, explain: bool, audio: bool) -> None:
     """``--bridge`` is a kind fitted on first use or an existing file; ``--explain`` needs sounds and a bridge that
     mixes labels. Checked before any model loads."""
-    from audiodetic.bridge import BRIDGE_CLASSES, check_bridge_spec
-    from audiodetic.bridge.fit import PAIRED_HINT
-    from audiodetic.spaces import is_bridge_kind, is_label_bank_kind
+    from audiodetic.bridge import BRIDGE_CLASSES
+    from audiodetic.bridge.files import check_bridge_to_use
+    from audiodetic.spaces import is_bridge_kind
 
-    spec = check_bridge_spec(bridge, argument="--bridge")
-    if is_bridge_kind(spec) and not is_label_bank_kind(spec):
-        raise InputError(f"--bridge {bridge}: {PAIRED_HINT}")
+    spec = check_bridge_to_use(bridge, argument="--bridge")
     if explain and not audio:
         raise InputError("--explain describes sound prompts; give --audio NAME=FILE")
     explaining = [kind for kind, cls in BRIDGE_CLASSES.items() if hasattr(cls, "explain")]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from audiodetic.api import DEFAULT_AUDIO_WEIGHTS, DEFAULT_BRIDGE, DEFAULT_DETECTOR, DEFAULT_TEXT_WEIGHTS
+from audiodetic.bridge.files import check_bridge_to_use
 from audiodetic.errors import InputError, MissingFileError
 from audiodetic.inputs import check_input_size, check_positive_int, check_threshold
 
@@ -86,8 +87,7 @@ class DetectionSettings:
         object.__setattr__(self, "text", tuple((str(n), str(p)) for n, p in self.text))
         if self.vocabulary is not None and not Path(self.vocabulary).is_file():
             raise MissingFileError(f"vocabulary file not found: {self.vocabulary}")
-        if self.bridge not in ("linear", "retrieval") and not Path(self.bridge).is_file():
-            raise MissingFileError(f"bridge must be linear, retrieval or a saved bridge file; not found: {self.bridge}")
+        check_bridge_to_use(self.bridge, argument="--bridge")
         for option, value, used in (("--detector", self.detector, True),
                                     ("--audio-weights", self.audio_weights, bool(audio)),
                                     ("--text-weights", self.text_weights, bool(self.text))):

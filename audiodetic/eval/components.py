@@ -26,7 +26,7 @@ def load_bridges(specs: Sequence[str], *, audio_dim: int | None = None) -> dict[
 
     bridges: dict[str, Any] = {}
     for spec in specs:
-        checked = bridges_module.check_bridge_spec(spec, argument="--bridge")
+        checked = bridges_module.check_bridge_to_use(spec, argument="--bridge")
         if isinstance(checked, str):
             name, bridge = checked, bridges_module.default_bridge(checked)
         else:

@@ -71,7 +71,7 @@ def _bridge(bridge: str, audio_encoder: Any, audio_weights: str, text_weights: s
     """
     from audiodetic import bridge as bridge_lib
 
-    spec = bridge_lib.check_bridge_spec(bridge, argument="--bridge")
+    spec = bridge_lib.check_bridge_to_use(bridge, argument="--bridge")
     if not isinstance(spec, str):
         return bridge_lib.load_bridge(spec)
     from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder

@@ -109,3 +109,17 @@ def test_resuming_from_another_folder_keeps_paths_relative_to_the_first(assets, 
     assert (summary.processed, summary.skipped) == (1, 2)
     assert [line["image"] for line in read_lines(tmp_path / "out.jsonl")] == [
         "data/img0.png", "data/img1.png", os.path.join("data", "img2.png")]
+
+
+def test_settings_take_the_bridge_rule_of_every_other_surface(assets, tmp_path):
+    from audiodetic.collection import DetectionSettings
+    from audiodetic.errors import InputError, MissingFileError
+
+    base = {"detector": str(assets["checkpoint"]), "vocabulary": str(assets["vocabulary"])}
+    assert DetectionSettings(**base, bridge="retrieval").bridge == "retrieval"
+    with pytest.raises(InputError, match="paired bridge is fitted on labelled clips beforehand"):
+        DetectionSettings(**base, bridge="paired")
+    with pytest.raises(InputError, match=r"unknown bridge kind 'quadratic'; choose one of linear, retrieval, paired"):
+        DetectionSettings(**base, bridge="quadratic")
+    with pytest.raises(MissingFileError, match="bridge file not found"):
+        DetectionSettings(**base, bridge=str(tmp_path / "gone.npz"))
