@@ -17,9 +17,9 @@ from audiodetic.errors import InputError
 DEFAULT_CONCURRENCY = 2
 DEFAULT_MAX_QUEUE = 32
 GRADIO_SESSION_CAPACITY = 1000
-"""Sessions whose bookkeeping Gradio keeps (about 30 kB each, measured with Gradio 6.31; Gradio's default is
-10000, and it keeps a closed session's until that many newer ones exist). The demo keeps nothing of its own in
-Gradio's session state, so a dropped one costs nothing."""
+"""Sessions whose bookkeeping Gradio keeps (about 350 Python objects, 30-45 kB of memory each, measured with
+Gradio 6.31 by ``bench/bench_demo.py``; Gradio's default is 10000, and it keeps a closed session's until that many
+newer ones exist). The demo keeps nothing of its own in Gradio's session state, so a dropped one costs nothing."""
 
 
 def _positive(convert: Callable[[str], Any]) -> Callable[[str], Any]:
