@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/bench_demo.py                              # 20 users, 200 requests per phase
+    python bench/bench_demo.py                              # 20 users, 600 requests per phase
     python bench/bench_demo.py --users 20 --requests 400 --concurrency 2 --max-sessions 16 --json out.json
 
 The server runs in a child process (so its RSS is its own, read from ``/proc/self/status`` there) on 127.0.0.1
@@ -115,8 +115,10 @@ def _phase(name: str, stats: Any, requests: int, users: int, work: Any) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=20, help="concurrent clients (default 20)")
-    parser.add_argument("--warmup", type=int, default=100, help="requests before measuring (default 100)")
-    parser.add_argument("--requests", type=int, default=200, help="requests per measured phase (default 200)")
+    parser.add_argument("--warmup", type=int, default=200, help="requests before measuring (default 200)")
+    parser.add_argument("--requests", type=int, default=600,
+                        help="requests per measured phase (default 600: shorter phases still show the allocator's "
+                             "first growth)")
     parser.add_argument("--concurrency", type=int, default=2, help="the server's --concurrency (default 2)")
     parser.add_argument("--max-sessions", type=int, default=16, help="the server's --max-sessions (default 16)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in the server (default 1)")
