@@ -6,6 +6,7 @@ tiny random-weight model.
 * nothing leaks between sessions: each user's prompts have names no other user has, each picture a size no other
   has, and every table row, JSON download and drawing is checked against its own user;
 * a session's second request re-scores its own encoding (one encoding per session, none shared).
+* the Video tab's endpoint answers over HTTP with the annotated video and the track table.
 
 Memory over many requests is measured by ``bench/bench_demo.py``, not here.
 """
@@ -156,3 +157,35 @@ def test_past_the_bounded_queue_requests_are_told_the_queue_is_full(tmp_path) ->
     for user, (_, _, table, _) in answered:
         assert {row[0] for row in table["data"]} <= user.labels
     print(f"{len(answered)} answered, {len(full)} told the queue is full")
+
+
+def test_the_video_tab_answers_over_http(tmp_path) -> None:
+    """The Video tab's endpoint as a browser calls it: the upload, the soundtrack switch, the rate and the shared
+    prompt controls in the page's order; back come the annotated video (with its audio) and the track table."""
+    import av
+    from gradio_client import handle_file
+
+    from audiodetic.demo.uploads import UploadLimits
+    from audiodetic.testing.video_media import write_test_video
+    from audiodetic.video.backend import TRACK_COLUMNS
+
+    clip = write_test_video(tmp_path / "clip.mp4", duration_s=3.0, fps=4.0, size=(160, 128))
+    model = shared_tiny_model(0)
+    backend = DemoBackend({model.name: model}, limits=UploadLimits(max_video_seconds=2.0))
+    demo, url = _serve(backend, concurrency=1, max_queue=4)
+    try:
+        client = gradio_client.Client(url, verbose=False)
+        annotated, tracks = client.predict(handle_file(str(clip.path)), True, 2.0, [], None, None, "recording",
+                                           "", 0.0, model.name, api_name="/detect_video")
+        with pytest.raises(Exception, match="soundtrack, or add a sound"):
+            client.predict(handle_file(str(clip.path)), False, 2.0, [], None, None, "recording", "", 0.0,
+                           model.name, api_name="/detect_video")
+    finally:
+        demo.close()
+        backend.close()
+    path = annotated["video"] if isinstance(annotated, dict) else annotated
+    with av.open(path) as container:
+        assert container.streams.audio, "the annotated video keeps the original audio"
+        assert sum(1 for _ in container.decode(video=0)) == 4  # 2 frames/s over the first 2.0 s
+    assert tracks["headers"] == list(TRACK_COLUMNS)
+    assert all(len(row) == len(TRACK_COLUMNS) for row in tracks["data"])
