@@ -11,7 +11,7 @@ same detections.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -66,7 +66,6 @@ class DetectionSettings:
     all_classes: bool = False
     max_detections: int = 300
     half: bool = False
-    _digests: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "score_threshold", check_threshold(self.score_threshold, argument="score threshold"))
@@ -105,12 +104,12 @@ class DetectionSettings:
         files = [f for _, group in self.audio for f in group]
         return files + [f for f in (self.vocabulary, self.bridge) if f is not None and os.path.isfile(f)]
 
-    def _digest(self, path: str) -> str:
+    @staticmethod
+    def _digest(path: str) -> str:
+        """The file's SHA-256 now (not cached: a prompt file edited between two runs must change the identity)."""
         from audiodetic.weights.cache import sha256_file
 
-        if path not in self._digests:
-            self._digests[path] = sha256_file(Path(path))
-        return self._digests[path]
+        return sha256_file(Path(path))
 
     def _weights(self, value: str) -> Any:
         return {"path": value, "bytes": os.path.getsize(value)} if os.path.isfile(value) else value

@@ -123,3 +123,18 @@ def test_settings_take_the_bridge_rule_of_every_other_surface(assets, tmp_path):
         DetectionSettings(**base, bridge="quadratic")
     with pytest.raises(MissingFileError, match="bridge file not found"):
         DetectionSettings(**base, bridge=str(tmp_path / "gone.npz"))
+
+
+def test_an_edited_prompt_file_changes_the_run_identity(assets, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from audiodetic.collection import DetectionSettings
+
+    vocabulary = tmp_path / "vocab.npy"
+    shutil.copy(assets["vocabulary"], vocabulary)
+    settings = DetectionSettings(detector=str(assets["checkpoint"]), vocabulary=str(vocabulary))
+    before = settings.identity()
+    np.save(vocabulary, -np.load(vocabulary))
+    assert settings.identity()["vocabulary"] != before["vocabulary"], "an edited file must not resume the old run"
