@@ -164,13 +164,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace, settings: Any) -> Any:
-    """Load the model (the run then uses it), print what each sound prompt was heard as; returns the model."""
+    """Print what each sound prompt was heard as. The model is loaded on the device the run will use and returned
+    for the run to reuse when it runs in this process (the local engine); under torchrun only rank 0 explains."""
     from audiodetic import api
     from audiodetic.bridge.explain import explain_sounds, format_explanation
+    from audiodetic.sharding import device_for, distributed_env
 
-    model = api.load(settings.detector, device=args.device or "cpu", half=settings.half,
+    env = distributed_env()
+    if env is not None and not env.is_main:
+        return None
+    model = api.load(settings.detector, device=device_for(env, args.device), half=settings.half,
                      audio_weights=settings.audio_weights, text_weights=settings.text_weights, bridge=settings.bridge)
     audio = {name: list(files) for name, files in settings.audio}
     for line in format_explanation(explain_sounds(audio, audio_encoder=model.audio_encoder(), bridge=model.bridge())):
         print(line, file=sys.stderr)
-    return model
+    return model if env is None and args.engine == "local" else None

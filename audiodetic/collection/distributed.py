@@ -18,9 +18,11 @@ the same command again to resume: finished lines in the part files and the resul
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 from audiodetic.collection.pipeline import PipelineOptions, run_pipeline
 from audiodetic.collection.progress import RunProgress, RunSummary
@@ -64,9 +66,13 @@ def part_path(results: ResultsFile, env: DistributedEnv) -> Any:
 
 def run_ranks(env: DistributedEnv, items: Sequence[ImageItem], missing: Sequence[Missing], results: ResultsFile,
               make_session: Callable[[], DetectionSession], options: PipelineOptions, *, device: str = "cpu",
-              progress_enabled: bool = True, fail_fast: bool = False) -> RunSummary:
+              progress_enabled: bool = True, fail_fast: bool = False,
+              drawings: Callable[[ResultsFile], Mapping[int, Path] | None] | None = None) -> RunSummary:
     """This rank's part of a ``torchrun`` run (see the module docstring); rank 0 also merges and finishes the
     results file. List-file entries that name no file (``missing``) are reported by rank 0.
+
+    ``drawings(results)``, called once the results file is open, checks the drawing paths (the same rules as a
+    one-process run: never an input, never an existing file of a fresh run) and returns them.
 
     Returns this rank's :class:`RunSummary`, with ``failed_total`` counted over all ranks.
     """
@@ -78,6 +84,8 @@ def run_ranks(env: DistributedEnv, items: Sequence[ImageItem], missing: Sequence
             results.parts_dir.mkdir(exist_ok=True)
         dist.barrier()  # rank 0 has prepared the results file
         results.open()
+        if drawings is not None:
+            options = dataclasses.replace(options, draw=drawings(results))
         done = set(results.lines.offsets) if results.lines is not None else set()
         for part in results.part_files():
             done.update(ResultLines(part, results.base, repair=False).offsets)

@@ -124,13 +124,10 @@ def detect_collection(sources: Sequence[str], settings: DetectionSettings, outpu
     if env is not None:
         from audiodetic.collection.distributed import run_ranks
 
-        draw = None
-        if options.draw_dir is not None:
-            Path(options.draw_dir).mkdir(parents=True, exist_ok=True)
-            draw = drawing_paths(items, Path(options.draw_dir))
         return run_ranks(env, items, missing, sink, lambda: DetectionSession(settings, device=device),
-                         PipelineOptions(batch_size=options.batch_size, workers=options.workers, draw=draw),
-                         device=device, progress_enabled=options.progress, fail_fast=options.fail_fast)
+                         PipelineOptions(batch_size=options.batch_size, workers=options.workers),
+                         device=device, progress_enabled=options.progress, fail_fast=options.fail_fast,
+                         drawings=lambda results: _drawings(options, items, results, keys, inputs))
     sink.open()
     draw = _drawings(options, items, sink, keys, inputs)
     todo = [item for item in items if not sink.is_done(item)]

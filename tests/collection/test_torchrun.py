@@ -45,3 +45,15 @@ def test_two_ranks_split_the_images_and_rank_zero_merges(assets, plain_loop, tmp
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(as_list.read_text()) == [plain_loop[image] for image in images]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "out.jsonl", "out.jsonl.run.json"]
+
+
+@pytest.mark.slow
+def test_drawings_under_torchrun_keep_the_rules_of_one_process(assets, tmp_path):
+    folder = tmp_path / "drawn"
+    folder.mkdir()
+    kept = folder / f"{Path(assets['images'][0]).stem}.png"
+    kept.write_bytes(b"someone's file")
+    done = _torchrun(assets, str(assets["photos"]), "--output", str(tmp_path / "out.jsonl"), "--draw", str(folder))
+    assert done.returncode != 0
+    assert "--draw" in done.stderr and "overwrite" in done.stderr, done.stderr[-2000:]
+    assert kept.read_bytes() == b"someone's file"
