@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from audiodetic import io
-from audiodetic.demo.sessions import Session, SessionStore
+from audiodetic.demo.sessions import DEFAULT_MAX_SESSIONS, Session, SessionStore
 from audiodetic.demo.uploads import UploadLimits, check_picture, check_sounds, collect_sounds, upload_path
 from audiodetic.errors import InputError
 from audiodetic.inputs import as_rgb_array, check_file_size, check_threshold
@@ -29,7 +29,6 @@ from audiodetic.viz import draw
 
 TABLE_HEADERS = ["label", "score", "x1", "y1", "x2", "y2"]
 NAME_HEADERS = ["file", "name"]
-DEFAULT_MAX_SESSIONS = 16
 ModelSource = AudiodeticModel | Callable[[], AudiodeticModel]
 
 

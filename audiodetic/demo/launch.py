@@ -41,7 +41,7 @@ def _positive(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's options; each help line states its default once."""
     from audiodetic.cli.options import add_model_options
-    from audiodetic.demo.backend import DEFAULT_MAX_SESSIONS
+    from audiodetic.demo.sessions import DEFAULT_MAX_SESSIONS
     from audiodetic.demo.uploads import UploadLimits
     from audiodetic.inputs import MEGABYTE
 
@@ -69,10 +69,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="S", help="seconds of an uploaded video analysed, from its start (default %(default)g)")
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="audiodetic demo", description="Launch the audiodetic Gradio demo.")
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m audiodetic.demo`` (the same options and help as ``audiodetic demo``)."""
+    from audiodetic.cli.help import CommandParser
+
+    parser = CommandParser(prog="audiodetic demo", description="Launch the audiodetic Gradio demo.")
     add_arguments(parser)
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def upload_limits(args: argparse.Namespace) -> Any:

@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from audiodetic.errors import InputError
+from audiodetic.inputs import check_positive_int
+
+DEFAULT_MAX_SESSIONS = 16
+"""Sessions whose encoded picture the demo keeps, unless ``--max-sessions`` says otherwise."""
 
 
 @dataclass
@@ -51,9 +54,7 @@ class SessionStore:
     """
 
     def __init__(self, capacity: int, root: str | Path | None = None) -> None:
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise InputError(f"the session capacity must be a positive integer, got {capacity!r}")
-        self.capacity = capacity
+        self.capacity = check_positive_int(capacity, argument="the session capacity")
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="audiodetic-demo-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self._sessions: OrderedDict[str, Session] = OrderedDict()

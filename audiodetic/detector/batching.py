@@ -21,13 +21,12 @@ from typing import Any, Sequence
 import torch
 
 from audiodetic.detector.preprocess import PreprocessedImage
-from audiodetic.errors import InputError
+from audiodetic.inputs import check_positive_int
 
 
 def shape_groups(inputs: Sequence[PreprocessedImage], max_batch: int) -> list[list[int]]:
     """Indices of ``inputs`` in groups of equal input shape, at most ``max_batch`` each, in first-seen order."""
-    if max_batch < 1:
-        raise InputError(f"batch size must be a positive integer, got {max_batch}")
+    check_positive_int(max_batch, argument="batch size")
     groups: dict[tuple[int, ...], list[list[int]]] = {}
     order: list[list[int]] = []
     for index, item in enumerate(inputs):

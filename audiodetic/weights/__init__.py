@@ -135,9 +135,11 @@ def _resolve_local(path: Path, pin: str | None, original: str) -> Path:
 
 def _hash(path: Path, progress: bool) -> str:
     size = path.stat().st_size
-    show = progress and size >= _HASH_PROGRESS_MIN_BYTES
+    from audiodetic.status import is_quiet, say
+
+    show = progress and size >= _HASH_PROGRESS_MIN_BYTES and not is_quiet()
     if show and not sys.stderr.isatty():  # a log gets one line, not a bar's carriage returns and blank line
-        print(f"audiodetic: verifying {path.name} ({size / 2 ** 20:.0f} MiB)", file=sys.stderr)
+        say(f"verifying {path.name} ({size / 2 ** 20:.0f} MiB)")
         show = False
     with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc=f"verifying {path.name}",
               disable=not show, leave=False, file=sys.stderr) as bar:

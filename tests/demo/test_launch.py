@@ -53,8 +53,11 @@ def test_bad_option_values_are_usage_errors(option, value, capsys) -> None:
     assert f"argument {option}: must be a positive" in capsys.readouterr().err
 
 
-def test_every_option_has_one_help_line_with_one_true_default() -> None:
-    parser = _demo_parser()
+@pytest.mark.parametrize("which", ["audiodetic demo", "python -m audiodetic.demo"])
+def test_every_option_has_one_help_line_with_one_true_default(which) -> None:
+    from audiodetic.demo import launch
+
+    parser = _demo_parser() if which == "audiodetic demo" else launch.build_parser()
     formatter = parser._get_formatter()
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction):
