@@ -200,7 +200,7 @@ class RleMasks:
         """Mask ``index`` as an ``(H, W)`` bool array."""
         from pycocotools import mask as mask_utils
 
-        return mask_utils.decode(self._records()[index]).astype(bool)
+        return mask_utils.decode({"size": list(self.image_size), "counts": self._counts[index]}).astype(bool)
 
     def areas(self) -> np.ndarray:
         """``(N,)`` int64 pixel count of each mask (without decoding)."""

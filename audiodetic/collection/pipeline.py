@@ -145,12 +145,11 @@ def _detect_and_record(session: DetectionSession, batch: list[PreparedImage], ba
 
 
 def write_drawing(path: Path, pixels: Any, detections: Any) -> None:
-    """The image with its detections drawn (``audiodetic.viz.draw``), written atomically as PNG."""
-    from audiodetic.io import atomic_writer
+    """The image with its detections drawn (``audiodetic.viz.draw``), written atomically (``io.save_image``)."""
+    from audiodetic.io import save_image
     from audiodetic.viz import draw
 
-    with atomic_writer(path) as handle:
-        draw(pixels, detections).save(handle, format="PNG")
+    save_image(path, draw(pixels, detections))
 
 
 def drawing_paths(items: Iterable[ImageItem], folder: Path) -> dict[int, Path]:

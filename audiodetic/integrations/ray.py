@@ -34,7 +34,7 @@ import socket
 from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from audiodetic.collection.progress import RunProgress
+from audiodetic.collection.progress import RunProgress, describe_error
 from audiodetic.collection.session import DetectionSession, detect_each, read_pixels
 from audiodetic.collection.settings import DetectionSettings
 from audiodetic.collection.sources import ImageItem, list_images
@@ -114,20 +114,14 @@ class RayDetector:
                 prepared.append(self.session.prepare(read_pixels(source), label))
                 slots.append(row)
             except Exception as error:  # noqa: BLE001 - reported in the row
-                row["error"] = _reason(error)
+                row["error"] = describe_error(error)
         batch_size = self.batch_size or (len(prepared) if self.device.startswith("cuda") else 1)
         for row, found in zip(slots, detect_each(self.session, prepared, batch_size=batch_size)):
             if isinstance(found, Exception):
-                row["error"] = _reason(found)
+                row["error"] = describe_error(found)
             else:
                 row.update(found.to_json_dict(image=row["image"]))
         return pa.Table.from_pylist(rows, schema=row_schema())
-
-
-def _reason(error: BaseException) -> str:
-    from audiodetic.collection.progress import describe_error
-
-    return describe_error(error)
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -228,7 +222,7 @@ def run_on_ray(items: Sequence[ImageItem], settings: DetectionSettings, sink: An
     batch finishes; failed images are reported to ``progress``. ``device`` is where the actors run (default: a
     GPU each when the cluster has GPUs)."""
     workers = workers or 1
-    started = connect(address, num_cpus=None)
+    started = connect(address)
     try:
         by_index = {item.index: item for item in items}
         found = detections_dataset(images_dataset(list(items)), settings, workers=workers, batch_size=batch_size,
