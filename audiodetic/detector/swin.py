@@ -107,7 +107,8 @@ def window_layout(height: int, width: int, window_size: int, shift: int) -> Wind
 
 
 class WindowAttention(nn.Module):
-    """Multi-head self-attention inside windows with a learned relative-position bias."""
+    """Multi-head self-attention inside windows with a learned relative-position bias: its parameters, and
+    :meth:`attend`; the block applies ``proj`` itself, after the tokens are scattered back (see :class:`SwinBlock`)."""
 
     def __init__(self, dim: int, window_size: int, num_heads: int) -> None:
         super().__init__()
@@ -126,10 +127,6 @@ class WindowAttention(nn.Module):
         n = self.window_size**2
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(n, n, self.num_heads).permute(2, 0, 1)
-
-    def forward(self, windows: Tensor, shift_mask: Tensor | None) -> Tensor:
-        """``windows``: ``(B, nW, N, C)``; ``shift_mask``: ``(nW, N, N)`` or None. Returns ``(B, nW, N, C)``."""
-        return linear(self.proj, self.attend(windows, shift_mask))
 
     def attend(self, windows: Tensor, shift_mask: Tensor | None, masked: Tensor | None = None) -> Tensor:
         """Attention before the output projection: ``(B, nW, N, C)`` -> ``(B, nW, N, C)``.

@@ -163,7 +163,7 @@ def test_boxsup_layout_matches_upstream_at_small_input():
 def test_r50_exact_path_meets_the_strict_contract(r50, monkeypatch):
     """With the Winograd convolutions off (``AUDIODETIC_NNPACK=0``) the arithmetic is upstream's: boxes and scores
     equal upstream's exactly and every mask meets IoU >= 0.99 with no rounding allowance (the default fast path
-    may flip single boundary pixels of tiny masks; see audiodetic/detector/kernels.py)."""
+    may flip single boundary pixels of tiny masks; see audiodetic/kernels.py)."""
     monkeypatch.setenv("AUDIODETIC_NNPACK", "0")
     _, predictor, detector = r50
     image = ue.synthetic_image(400, 600, seed=11)
