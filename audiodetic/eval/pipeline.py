@@ -17,6 +17,7 @@ from audiodetic.eval.runner import (
     Variant,
     merge_predictions,
     prepare_output,
+    refuse_other_run,
     run_predictions,
     wait_for_shards,
 )
@@ -77,10 +78,7 @@ def check_resume(output_dir: Path, dataset: EvalDataset, settings: RunSettings, 
         raise InputError(f"{path} is unreadable ({error}); use a new --output or --overwrite") from None
     known = json.loads(json.dumps(run_info(dataset, {}, settings, **described)))
     known.pop("variants")
-    changed = sorted(key for key, value in known.items() if existing.get(key) != value)
-    if changed:
-        raise InputError(f"{output_dir} holds a different run (differs in {changed}); use a new --output or "
-                         "--overwrite to start over")
+    refuse_other_run(output_dir, existing, known, keys=known)
 
 
 def score_and_report(dataset: EvalDataset, results: list[dict[str, Any]], folder: Path, *, title: str,

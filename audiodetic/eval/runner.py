@@ -20,7 +20,7 @@ import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -58,6 +58,17 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
     io.write_text(path, json.dumps(payload, indent=1, sort_keys=True), make_parents=True)
 
 
+def refuse_other_run(output_dir: Path, existing: Mapping[str, Any], info: Mapping[str, Any], *,
+                     keys: Iterable[str] | None = None) -> None:
+    """Raise :class:`InputError` when the folder's ``run.json`` (``existing``) and this run's ``info`` differ in
+    ``keys`` (default: any key), naming them."""
+    names = set(existing) | set(info) if keys is None else set(keys)
+    changed = sorted(key for key in names if existing.get(key) != info.get(key))
+    if changed:
+        raise InputError(f"{output_dir} holds a different run (differs in {changed}); use a new --output "
+                         "or --overwrite to start over")
+
+
 def prepare_output(output_dir: Path, run_info: Mapping[str, Any], *, overwrite: bool = False,
                    shard: Shard | None = None) -> None:
     """Create ``output_dir`` and write ``run.json``; refuse to resume into a folder that holds a different run.
@@ -70,11 +81,7 @@ def prepare_output(output_dir: Path, run_info: Mapping[str, Any], *, overwrite: 
     path = output_dir / "run.json"
     info = json.loads(json.dumps(run_info))  # normalise tuples, keys
     if path.exists() and not overwrite:
-        existing = json.loads(path.read_text(encoding="utf-8"))
-        if existing != info:
-            changed = sorted(k for k in set(existing) | set(info) if existing.get(k) != info.get(k))
-            raise InputError(f"{output_dir} holds a different run (differs in {changed}); use a new --output "
-                             "or --overwrite to start over")
+        refuse_other_run(output_dir, json.loads(path.read_text(encoding="utf-8")), info)
         return
     if overwrite and (output_dir / "predictions").exists():
         for file in (output_dir / "predictions").glob("*/shard-*"):
