@@ -34,12 +34,14 @@ DEFAULT_MAX_SESSIONS = 16
 
 @dataclass
 class Session:
-    """One session: ``key`` names what ``predictor`` holds (model, picture); ``folder`` holds its outputs."""
+    """One session: ``key`` names what ``predictor`` holds (model, picture file), ``pixels`` the picture it
+    encoded (``(H, W, 3)`` uint8, for drawing); ``folder`` holds its outputs."""
 
     session_id: str
     folder: Path
     key: Any = None
     predictor: Any = None
+    pixels: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     users: int = 0
     dropped: bool = False
@@ -102,7 +104,7 @@ class SessionStore:
 
     @staticmethod
     def _clear(session: Session) -> None:
-        session.predictor = session.key = None
+        session.predictor = session.key = session.pixels = None
         shutil.rmtree(session.folder, ignore_errors=True)
 
     def drop(self, session_id: str | None) -> None:
