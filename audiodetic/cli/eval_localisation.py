@@ -42,19 +42,18 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation and print the summary; returns 0."""
-    from audiodetic.errors import InputError
+    from audiodetic import api
     from audiodetic.eval.localisation_data import load_dataset
     from audiodetic.eval.localisation_run import evaluate_localisation
-    from audiodetic.inputs import parse_input_size
-    from audiodetic.video import model_access
+    from audiodetic.inputs import check_positive_int, parse_input_size
 
-    if args.max_samples is not None and args.max_samples < 1:
-        raise InputError(f"--max-samples must be a positive integer, got {args.max_samples}")
+    if args.max_samples is not None:
+        check_positive_int(args.max_samples, argument="--max-samples")
     input_size = parse_input_size(args.input_size)
     loaded = load_dataset(args.dataset, annotations=args.annotations, data=args.data, meta=args.meta,
                           split=args.split, skip_missing=args.skip_missing)
-    model = model_access.load_model(args.detector, device=args.device, audio_weights=args.audio_weights,
-                                    text_weights=args.text_weights, bridge=args.bridge)
+    model = api.load(args.detector, device=args.device, audio_weights=args.audio_weights,
+                     text_weights=args.text_weights, bridge=args.bridge)
     summary = evaluate_localisation(model, loaded, args.dataset, args.output, input_size=input_size,
                                     max_samples=args.max_samples, plots=not args.no_plots,
                                     progress=not args.no_progress,

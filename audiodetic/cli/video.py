@@ -15,6 +15,7 @@ damaged part-way the results up to the damage are kept), 2 bad command-line synt
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,22 +63,19 @@ def register(subparsers: Any) -> None:
 
 
 def parse_fps(text: str) -> float | None:
-    """``"2"`` -> 2.0, ``"all"`` -> ``None`` (every frame)."""
+    """``"2"`` -> 2.0, ``"all"`` (or ``source``, ``original``) -> ``None`` (every frame); anything else but a
+    positive finite number raises :class:`InputError` naming ``--fps``."""
+    from audiodetic.video.sampling import check_fps
+
     if text.strip().lower() in ("all", "source", "original"):
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"--fps must be a positive number or 'all', got {text!r}") from None
-    if not value > 0:
-        raise InputError(f"--fps must be a positive number or 'all', got {text!r}")
-    return value
+    return check_fps(text, argument="--fps")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
     from audiodetic.inputs import parse_audio_options, parse_input_size, parse_names_option, parse_text_options
-    from audiodetic.io import check_output
+    from audiodetic.io import check_output, same_file
     from audiodetic.video.writer import check_video_suffix
     from audiodetic.vocabulary import Vocabulary
 
@@ -98,19 +96,19 @@ def run(args: argparse.Namespace) -> int:
     draw = None
     if args.draw:
         draw = check_output(check_video_suffix(args.draw), inputs=inputs, overwrite=args.overwrite, what="--draw")
-    if len({output.resolve(), tracks.resolve(), *([draw.resolve()] if draw else [])}) < 2 + (draw is not None):
+    outputs_asked = [output, tracks, *([draw] if draw else [])]
+    if any(same_file(a, b) for a, b in itertools.combinations(outputs_asked, 2)):
         raise InputError("--output, --tracks and --draw must be different files")
     vocabulary = Vocabulary.load(args.vocabulary, names=names) if args.vocabulary else None
 
     from tqdm.auto import tqdm
 
-    from audiodetic.video import model_access
+    from audiodetic import api
     from audiodetic.video.outputs import write_outputs
     from audiodetic.video.pipeline import detect_video
 
-    model = model_access.load_model(args.detector, device=args.device, half=args.half,
-                                    audio_weights=args.audio_weights, text_weights=args.text_weights,
-                                    bridge=args.bridge)
+    model = api.load(args.detector, device=args.device, half=args.half, audio_weights=args.audio_weights,
+                     text_weights=args.text_weights, bridge=args.bridge)
     run_ = detect_video(source, audio or None, text_prompts=text or None, vocabulary=vocabulary,
                         soundtrack=args.soundtrack, fps=fps, start_s=args.start, end_s=args.end, model=model,
                         score_threshold=args.score_threshold, with_masks=not args.no_masks,

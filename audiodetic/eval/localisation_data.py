@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -29,7 +29,7 @@ from xml.etree import ElementTree
 import numpy as np
 
 from audiodetic.errors import InputError, MissingFileError
-from audiodetic.eval.localisation_metrics import flickr_gt_map, vggss_gt_map
+from audiodetic.eval.localisation_metrics import FLICKR_FRAME, flickr_gt_map, vggss_gt_map
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
@@ -40,16 +40,28 @@ DATASETS = ("vggss", "flickr", "s4")
 @dataclass(frozen=True)
 class FrameSample:
     """One frame with its audio: ``centre_s`` is the time its audio window is centred on (``None``: the middle
-    of the audio file); ``gt`` the 224x224 truth map (single-frame protocol) or ``mask`` the truth mask file."""
+    of the audio file); ``boxes`` the truth boxes ``[x1, y1, x2, y2]`` (single-frame protocol: normalised to
+    ``[0, 1]`` when ``box_frame`` is ``None``, else pixels of a ``box_frame``-pixel frame, Flickr's 256) or
+    ``mask`` the truth mask file (S4). :attr:`gt` builds the truth map from the boxes."""
 
     name: str
     image: Path
     audio: Path
     centre_s: float | None = None
-    gt: np.ndarray | None = field(default=None, repr=False)
+    boxes: tuple[tuple[float, ...], ...] = ()
+    box_frame: int | None = None
     mask: Path | None = None
     video: str = ""
     category: str = ""
+
+    @property
+    def gt(self) -> np.ndarray | None:
+        """The ``(224, 224)`` float64 truth map of :attr:`boxes` (built on each call), ``None`` without boxes."""
+        if not self.boxes:
+            return None
+        if self.box_frame is None:
+            return vggss_gt_map(self.boxes)
+        return flickr_gt_map(self.boxes, frame=self.box_frame)
 
 
 @dataclass
@@ -104,7 +116,7 @@ def read_vggss(annotations: str | os.PathLike[str], data: str | os.PathLike[str]
             raise InputError(f"{path}: entry {index} ({name}) needs at least one [x1, y1, x2, y2] box")
         media = _media(data, name, missing, skip_missing)
         if media is not None:
-            samples.append(FrameSample(name, media[0], media[1], gt=vggss_gt_map(boxes),
+            samples.append(FrameSample(name, media[0], media[1], boxes=tuple(tuple(box) for box in boxes),
                                        category=str(entry.get("class", ""))))
     return Loaded(samples, missing)
 
@@ -148,7 +160,8 @@ def read_flickr(annotations: str | os.PathLike[str], data: str | os.PathLike[str
     for file in files:
         media = _media(data, file.stem, missing, skip_missing)
         if media is not None:
-            samples.append(FrameSample(file.stem, media[0], media[1], gt=flickr_gt_map(flickr_boxes(file))))
+            boxes = tuple(tuple(box) for box in flickr_boxes(file))
+            samples.append(FrameSample(file.stem, media[0], media[1], boxes=boxes, box_frame=FLICKR_FRAME))
     return Loaded(samples, missing)
 
 

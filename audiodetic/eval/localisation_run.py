@@ -2,10 +2,12 @@
 
 Per sample: the frame is encoded once; the audio window (the encoder's clip length, centred on the sample's time -
 the middle of the audio file for VGG-SS and Flickr-SoundNet, ``k - 0.5`` s for S4 frame ``k``) becomes the
-``soundtrack`` prompt; every region (up to :data:`REGIONS`, best first after NMS) is scored against it and the
-map is the per-cell maximum of region scores (:mod:`audiodetic.video.heatmap`) - over boxes on the 224 x 224 grid
-for the single-frame protocol, over masks at the mask's resolution for S4. A silent window (below the stated
-threshold) gives an empty map, which the single-frame protocol's median threshold turns into the whole image.
+``soundtrack`` prompt; the map is the one video results carry (:func:`audiodetic.video.model_access.soundtrack_map`:
+every region, up to :data:`~audiodetic.video.model_access.HEATMAP_REGIONS`, scored against the prompt, the
+per-cell maximum of region scores) - over boxes on the 224 x 224 grid for the single-frame protocol, over masks at
+the mask's resolution for S4. A sample's truth map is built from its boxes when it is scored. A silent window
+(below the stated threshold) gives an empty map, which the single-frame protocol's median threshold turns into the
+whole image.
 
 Reports (like the COCO evaluation): ``metrics.json`` (summary, settings, per-sample values), ``per_sample.csv``,
 ``report.md`` (with published numbers of trained methods for context) and, for the single-frame protocol,
@@ -14,7 +16,6 @@ Reports (like the COCO evaluation): ``metrics.json`` (summary, settings, per-sam
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,12 @@ import numpy as np
 from audiodetic.errors import InputError
 from audiodetic.eval.localisation_data import Loaded, read_mask
 from audiodetic.eval.localisation_metrics import GRID, localisation_ciou, success_rates, summarise_ciou, summarise_s4
-from audiodetic.eval.reports import markdown_table, write_csv
-from audiodetic.io import write_json, write_text
+from audiodetic.eval.reports import _clean, markdown_table, write_csv
+from audiodetic.io import save_figure, write_json, write_text
 from audiodetic.video import model_access
 from audiodetic.video.frame_folder import file_audio_blocks
-from audiodetic.video.heatmap import score_map
 from audiodetic.video.soundtrack import SILENCE_DBFS, WindowedAudio
 
-REGIONS = 100
 PUBLISHED = (
     {"dataset": "VGG-Sound Source", "metric": "cIoU@0.5 (%)", "range": "39-53",
      "methods": "EZ-VSL, SSL-alignment, ACL-SSL, SOUPLE (trained on audio-visual data)"},
@@ -62,9 +61,7 @@ def sample_map(model: Any, encoder: Any, sample: Any, *, input_size: tuple[int, 
     image = as_rgb_array(sample.image, argument=str(sample.image))
     embedding = encoder.embed([(window.samples, window.rate)])[0]
     encoded = model_access.encode_frame(model, image, input_size=input_size)
-    regions = model_access.predict(encoded, model_access.with_soundtrack(None, embedding), score_threshold=0.0,
-                                   with_masks=masks_shape is not None, max_detections=REGIONS)
-    values = score_map(regions.boxes, regions.scores, image.shape[:2], grid, masks=regions.masks)
+    values = model_access.soundtrack_map(encoded, embedding, image.shape[:2], grid, with_masks=masks_shape is not None)
     return values, False
 
 
@@ -96,8 +93,8 @@ def evaluate_localisation(model: Any, loaded: Loaded, kind: str, output: Path, *
     summary["silent_samples"] = int(sum(r["silent"] for r in rows))
     summary["missing_samples"] = len(loaded.missing)
     settings = {"dataset": kind, "soundtrack_window_s": encoder.clip_seconds, "silence_dbfs": SILENCE_DBFS,
-                "regions": REGIONS, "map": "masks" if kind == "s4" else "boxes", "input_size": input_size,
-                **(described or {})}
+                "regions": model_access.HEATMAP_REGIONS, "map": "masks" if kind == "s4" else "boxes",
+                "input_size": input_size, **(described or {})}
     write_report(output, kind, summary, rows, settings, plots=plots)
     return summary
 
@@ -106,7 +103,7 @@ def write_report(output: Path, kind: str, summary: dict[str, Any], rows: list[di
                  settings: dict[str, Any], *, plots: bool = True) -> dict[str, Path]:
     """``metrics.json``, ``per_sample.csv``, ``report.md`` and (single-frame protocol) ``success_curve.png``."""
     output.mkdir(parents=True, exist_ok=True)
-    written = {"metrics": write_json(output / "metrics.json", _finite({"summary": summary, "settings": settings,
+    written = {"metrics": write_json(output / "metrics.json", _clean({"summary": summary, "settings": settings,
                                                                        "samples": rows}))}
     written["csv"] = write_csv(output / "per_sample.csv", rows)
     percent = [k for k in ("cIoU@0.5", "AUC", "mean_cIoU", "mIoU") if k in summary]
@@ -120,16 +117,6 @@ def write_report(output: Path, kind: str, summary: dict[str, Any], rows: list[di
     if plots and kind != "s4":
         written["plot"] = _plot_success(output / "success_curve.png", [r["cIoU"] for r in rows], kind)
     return written
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _plot_success(path: Path, cious: list[float], kind: str) -> Path:
@@ -149,6 +136,7 @@ def _plot_success(path: Path, cious: list[float], kind: str) -> Path:
     axes.set_ylim(0, 1.02)
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    try:
+        return save_figure(path, figure, dpi=110)
+    finally:
+        plt.close(figure)

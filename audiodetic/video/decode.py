@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from audiodetic.errors import MissingFileError, VideoDecodeError
-from audiodetic.video.sampling import TIME_TOLERANCE_S, FrameSampler, check_span
+from audiodetic.video.sampling import FALLBACK_FPS, TIME_TOLERANCE_S, FrameSampler, check_span
 
 TRUNCATION_TOLERANCE_S = 0.5
 """A file whose packets end more than this (or two frame periods) before the duration it claims is truncated."""
@@ -188,7 +188,7 @@ class VideoReader:
             video = container.streams.video[0]
             video.thread_type = "AUTO"
             origin = self._origin(container)
-            period = 1.0 / self.info.fps if self.info.fps else 0.04
+            period = 1.0 / (self.info.fps or FALLBACK_FPS)
             seeked = start_s > 0
             if seeked:
                 container.seek(int(math.floor((start_s + origin) / float(video.time_base))), stream=video,

@@ -1,49 +1,51 @@
 """The one place the video package (and the sound-localisation evaluation) talks to the model.
 
-Everything model-facing goes through here: loading, building the named-prompt vocabulary, embedding soundtrack
-windows with the model's audio encoder and bridge, encoding a frame once and scoring it against vocabularies.
-The rest of :mod:`audiodetic.video` sees plain arrays, :class:`~audiodetic.vocabulary.Vocabulary` and
-:class:`~audiodetic.structures.Detections`.
+Everything model-facing goes through here: getting the model (:func:`resolve_model`, as :func:`audiodetic.detect`
+does), building the named-prompt vocabulary, embedding soundtrack windows with the model's audio encoder and
+bridge, encoding a frame once, scoring it against vocabularies and making the soundtrack heat map
+(:func:`soundtrack_map`). The rest of :mod:`audiodetic.video` sees plain arrays,
+:class:`~audiodetic.vocabulary.Vocabulary` and :class:`~audiodetic.structures.Detections`.
 
 Soundtrack windows are handed to the audio encoder as ``(waveform (channels, samples) float32, sample_rate)``
 pairs at the video's own rate; the encoder applies its own input contract (ImageBind: 16 kHz, three 2-s clips).
-Their raw embeddings are cached in a small private cache (:data:`WINDOW_CACHE_ENTRIES`), not in the process-wide
-prompt cache, so a long video neither grows memory nor evicts the user's prompts.
+Their embeddings are not cached here (the pipeline keeps the last window's), and never in the process-wide prompt
+cache, so a long video neither grows memory nor evicts the user's prompts.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from audiodetic.errors import InputError
 from audiodetic.structures import Detections
+from audiodetic.video.heatmap import score_map
 from audiodetic.vocabulary import Vocabulary
 
 SOUNDTRACK = "soundtrack"
 """The name of the soundtrack prompt in every vocabulary and result."""
-WINDOW_CACHE_ENTRIES = 64
-DEFAULT_CLIP_SECONDS = 2.0
-"""Window length for audio encoders that do not state a clip length."""
+HEATMAP_REGIONS = 100
+"""Regions (best first, after NMS) that make up a soundtrack heat map (video results and the evaluation)."""
 
 
-def load_model(detector: Any = None, *, device: str = "cpu", half: bool = False, audio_weights: Any = "imagebind_huge",
-               text_weights: Any = "clip-vit-b32", bridge: Any = "linear") -> Any:
-    """:func:`audiodetic.api.load` with these arguments (weights downloaded on first use)."""
+def resolve_model(model: Any = None, *, device: str = "cpu") -> Any:
+    """The ``AudiodeticModel`` to use, got as :func:`audiodetic.detect` gets it.
+
+    ``None`` or a model name/checkpoint path: loaded once per process (the API's model cache, the API's default
+    bridge) on ``device``; an ``AudiodeticModel``: itself. Anything else raises
+    :class:`~audiodetic.errors.InputTypeError`; a bad ``device`` raises :class:`~audiodetic.errors.InputError`.
+    """
     from audiodetic import api
-
-    return api.load(detector, device=device, half=half, audio_weights=audio_weights, text_weights=text_weights,
-                    bridge=bridge)
-
-
-def check_model(model: Any) -> Any:
-    """``model`` when it is an ``AudiodeticModel``; :class:`~audiodetic.errors.InputTypeError` otherwise."""
-    from audiodetic.api import AudiodeticModel
     from audiodetic.errors import InputTypeError
+    from audiodetic.inputs import check_device
 
-    if not isinstance(model, AudiodeticModel):
-        raise InputTypeError(f"model: expected an AudiodeticModel (from audiodetic.load), got {type(model).__name__}")
+    if model is None or isinstance(model, (str, os.PathLike)):
+        return api._cached_model(model, check_device(device), False, api.DEFAULT_BRIDGE)
+    if not isinstance(model, api.AudiodeticModel):
+        raise InputTypeError(f"model: expected an AudiodeticModel (from audiodetic.load), a model name or a "
+                             f"checkpoint path, got {type(model).__name__}")
     return model
 
 
@@ -72,12 +74,13 @@ class SoundtrackEncoder:
     """Embeds soundtrack windows into the detector space with ``model``'s audio encoder and bridge.
 
     Attributes:
-        clip_seconds: the encoder's clip length, used as the window length (ImageBind: 2 s).
-        encoded: windows actually run through the encoder so far (cached ones are not counted).
+        clip_seconds: the encoder's clip length (``clip_seconds`` when it states one, else ImageBind's 2 s), used
+            as the window length.
+        encoded: windows run through the encoder so far.
     """
 
     def __init__(self, model: Any) -> None:
-        from audiodetic.encoders.cache import EmbeddingCache
+        from audiodetic.encoders.audio.features import CLIP_SECONDS
         from audiodetic.spaces import needs_bridge
 
         try:
@@ -86,31 +89,21 @@ class SoundtrackEncoder:
             raise InputError("the soundtrack prompt needs an audio encoder; load the model with audio weights "
                              "(audiodetic.load(..., audio_weights='imagebind_huge'))") from None
         self.bridge = model.bridge() if needs_bridge(self.encoder.space) else None
-        self.clip_seconds = float(getattr(self.encoder, "clip_seconds", None) or self._default_clip_seconds())
-        self._cache = EmbeddingCache(max_entries=WINDOW_CACHE_ENTRIES)
-
-    def _default_clip_seconds(self) -> float:
-        from audiodetic.encoders.audio.imagebind import ImageBindAudioEncoder
-
-        if isinstance(self.encoder, ImageBindAudioEncoder):
-            from audiodetic.encoders.audio.features import CLIP_SECONDS
-
-            return float(CLIP_SECONDS)
-        return DEFAULT_CLIP_SECONDS
-
-    @property
-    def encoded(self) -> int:
-        return int(self._cache.encoded)
+        self.clip_seconds = float(getattr(self.encoder, "clip_seconds", CLIP_SECONDS))
+        self.encoded = 0
 
     def embed(self, windows: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
         """``(B, D)`` float32 unit rows in the detector space for ``B`` windows ``(waveform (C, n), rate)``."""
         from audiodetic import prompts
+        from audiodetic.encoders.cache import EmbeddingCache
 
         if not windows:
             return np.zeros((0, 512), np.float32)
         specs: Mapping[str, Any] = {f"window_{i}": prompts.Sound((np.ascontiguousarray(w), int(rate)))
                                     for i, (w, rate) in enumerate(windows)}
-        built = prompts.build_vocabulary(specs, audio_encoder=self.encoder, bridge=self.bridge, cache=self._cache)
+        scratch = EmbeddingCache()  # this call's only: keeps windows out of the process-wide prompt cache
+        built = prompts.build_vocabulary(specs, audio_encoder=self.encoder, bridge=self.bridge, cache=scratch)
+        self.encoded += int(scratch.encoded)
         return np.asarray(built.embeddings, np.float32)
 
 
@@ -126,3 +119,17 @@ def predict(encoded: Any, vocabulary: Vocabulary, *, score_threshold: float, wit
     """Detections of an encoded frame for ``vocabulary`` (boxes xyxy float32 in the frame's pixels)."""
     return encoded.predict(vocabulary=vocabulary, score_threshold=score_threshold, with_masks=with_masks,
                            max_detections=max_detections, all_classes=all_classes)
+
+
+def soundtrack_map(encoded: Any, embedding: np.ndarray, image_size: tuple[int, int], grid: tuple[int, int], *,
+                   with_masks: bool = False) -> np.ndarray:
+    """The soundtrack heat map of an encoded frame: float32 ``(rows, cols)`` = ``grid``.
+
+    Every region (up to :data:`HEATMAP_REGIONS`, best first after NMS, no score threshold) is scored against the
+    ``(D,)`` soundtrack ``embedding`` alone; each cell takes the best score of the regions covering it
+    (:func:`audiodetic.video.heatmap.score_map`, over boxes, or over masks with ``with_masks``). ``image_size``:
+    ``(H, W)`` of the frame.
+    """
+    regions = predict(encoded, with_soundtrack(None, embedding), score_threshold=0.0, with_masks=with_masks,
+                      max_detections=HEATMAP_REGIONS)
+    return score_map(regions.boxes, regions.scores, image_size, grid, masks=regions.masks if with_masks else None)

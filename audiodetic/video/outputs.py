@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from audiodetic.errors import VideoDecodeError
-from audiodetic.io import write_json
-from audiodetic.video.records import JsonLinesWriter
+from audiodetic.io import JsonLinesAppender, write_json
 from audiodetic.video.writer import AnnotatedVideoWriter
 
 
@@ -30,9 +29,10 @@ class RunOutputs:
     error: VideoDecodeError | None
 
 
-def tracks_document(run: Any, *, frames: int, error: Exception | None) -> dict[str, Any]:
+def tracks_document(run: Any, *, frames: int, error: Exception | None, tracks: list[dict[str, Any]]
+                    ) -> dict[str, Any]:
     """The track table with the run's settings: ``{"source", "fps", "start_s", "end_s", "frames", ...,
-    "tracks": [{"track_id", "label", "start_s", "end_s", ...}]}``."""
+    "tracks": [{"track_id", "label", "start_s", "end_s", ...}]}``; ``tracks`` is ``run.tracks()``."""
     info = run.reader.info
     return {
         "source": info.path, "source_fps": info.fps, "source_duration_s": info.duration_s,
@@ -40,7 +40,7 @@ def tracks_document(run: Any, *, frames: int, error: Exception | None) -> dict[s
         "fps": run.fps, "start_s": run.start_s, "end_s": run.end_s, "frames": frames,
         "silent_frames": run.stats.silent_frames if run.window_s is not None else None,
         "soundtrack_window_s": run.window_s, "silence_dbfs": run.silence_dbfs if run.window_s is not None else None,
-        "complete": error is None, "error": None if error is None else str(error), "tracks": run.tracks(),
+        "complete": error is None, "error": None if error is None else str(error), "tracks": tracks,
     }
 
 
@@ -50,9 +50,10 @@ def write_outputs(run: Any, *, jsonl: str | os.PathLike[str] | None = None,
     """Consume ``run``, writing the files asked for (paths already checked by the caller).
 
     ``video`` is written at the sampling rate (the source's average rate when every frame is sampled) with the
-    source's audio; ``on_frame(result)`` is called after each frame (progress bars).
+    source's audio; ``on_frame(result)`` is called after each frame (progress bars). ``jsonl`` starts empty
+    (an existing file there is replaced) and gets one durable line per frame.
     """
-    lines = JsonLinesWriter(jsonl) if jsonl is not None else None
+    lines = _fresh_lines(jsonl) if jsonl is not None else None
     writer: AnnotatedVideoWriter | None = None
     frames = 0
     error: VideoDecodeError | None = None
@@ -61,13 +62,12 @@ def write_outputs(run: Any, *, jsonl: str | os.PathLike[str] | None = None,
         try:
             for result in run:
                 if lines is not None:
-                    lines.write(result.to_json())
+                    lines.append(result.to_json())
                 if video is not None:
                     if writer is None:
                         height, width = result.image.shape[:2]
-                        writer = AnnotatedVideoWriter(video, fps=run.fps or run.reader.info.fps or 25.0,
-                                                      size=(width, height), audio_path=audio_path,
-                                                      start_s=result.time_s, heatmap=heatmap)
+                        writer = AnnotatedVideoWriter(video, fps=run.sample_fps, size=(width, height),
+                                                      audio_path=audio_path, start_s=result.time_s, heatmap=heatmap)
                     writer.add(result)
                 frames += 1
                 if on_frame is not None:
@@ -85,9 +85,17 @@ def write_outputs(run: Any, *, jsonl: str | os.PathLike[str] | None = None,
             lines.close()
     tracks = run.tracks()
     if tracks_json is not None:
-        write_json(tracks_json, tracks_document(run, frames=frames, error=error))
+        write_json(tracks_json, tracks_document(run, frames=frames, error=error, tracks=tracks))
     return RunOutputs(Path(jsonl) if jsonl is not None else None, Path(tracks_json) if tracks_json else None,
                       written_video, frames, tracks, error)
+
+
+def _fresh_lines(path: str | os.PathLike[str]) -> JsonLinesAppender:
+    """An appender on ``path`` emptied first (the caller has checked that it may be replaced)."""
+    path = Path(path)
+    if path.parent.is_dir():  # else the appender names the missing folder
+        path.write_bytes(b"")
+    return JsonLinesAppender(path)
 
 
 def _audio_path(run: Any) -> Path | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,21 +19,16 @@ from typing import Any, Iterator
 import numpy as np
 
 from audiodetic.errors import InputError, VideoDecodeError
-from audiodetic.inputs import check_threshold
+from audiodetic.inputs import check_positive_int, check_threshold
 from audiodetic.structures import Detections
 from audiodetic.video import model_access
 from audiodetic.video.decode import VideoReader
 from audiodetic.video.frame_folder import FrameFolderReader
-from audiodetic.video.heatmap import DEFAULT_CELLS, grid_shape, score_map
+from audiodetic.video.heatmap import DEFAULT_CELLS, grid_shape
 from audiodetic.video.records import FrameResult, sort_by_score
-from audiodetic.video.sampling import FrameSampler, check_fps, check_span
+from audiodetic.video.sampling import FALLBACK_FPS, FrameSampler, check_fps, check_span
 from audiodetic.video.soundtrack import SILENCE_DBFS, WINDOW_GRID_S, WindowedAudio
 from audiodetic.video.tracking import Tracker
-
-HEATMAP_REGIONS = 100
-"""Regions (best first, after NMS) that make up the soundtrack heat map."""
-RECENT_WINDOWS = 8
-"""Soundtrack embeddings kept by window (frames that share a window reuse its embedding)."""
 
 
 @dataclass
@@ -75,7 +69,11 @@ class VideoRun:
 
     Attributes: ``reader`` (``.info``: size, fps, duration, audio), ``stats`` (:class:`RunStats`), ``tracker``,
     ``vocabulary`` (the named prompts, or ``None``), ``window_s`` (soundtrack window length, or ``None``),
-    ``fps``, ``start_s``, ``end_s``. :meth:`tracks` gives the track table.
+    ``fps``, ``start_s``, ``end_s``, ``sample_fps`` (the rate results come at: ``fps``, else the source's, else
+    :data:`~audiodetic.video.sampling.FALLBACK_FPS`). :meth:`tracks` gives the track table.
+
+    Frames come in time order, so their soundtrack windows' keys never decrease: only the last window's embedding
+    is kept (frames that share a window reuse it).
     """
 
     def __init__(self, reader: Any, model: Any, *, named: Any, soundtrack: bool, fps: float | None, start_s: float,
@@ -86,11 +84,11 @@ class VideoRun:
         self.options = dict(score_threshold=score_threshold, with_masks=with_masks, max_detections=max_detections)
         self.input_size, self.heatmap_cells, self.silence_dbfs = input_size, heatmap_cells, silence_dbfs
         self.stats = RunStats()
-        sample_fps = fps or reader.info.fps or 25.0
-        self.tracker = Tracker(sample_fps=sample_fps, score_threshold=score_threshold) if track else None
+        self.sample_fps = fps or reader.info.fps or FALLBACK_FPS
+        self.tracker = Tracker(sample_fps=self.sample_fps, score_threshold=score_threshold) if track else None
         self.encoder = model_access.SoundtrackEncoder(model) if soundtrack else None
         self.window_s = self.encoder.clip_seconds if self.encoder is not None else None
-        self._embeddings: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._last_window: tuple[int, np.ndarray] | None = None  # (window key, its embedding)
         self._iterator = self._run()
 
     def __iter__(self) -> VideoRun:
@@ -118,16 +116,14 @@ class VideoRun:
         self.stats.decode_s += time.perf_counter() - started
         if window.silent:
             return None, window.level_dbfs, True
-        row = self._embeddings.get(window.key)
-        if row is None:
-            started = time.perf_counter()
-            assert self.encoder is not None
-            row = self.encoder.embed([(window.samples, window.rate)])[0]
-            self.stats.audio_s += time.perf_counter() - started
-            self.stats.windows_encoded += 1
-            self._embeddings[window.key] = row
-            while len(self._embeddings) > RECENT_WINDOWS:
-                self._embeddings.popitem(last=False)
+        if self._last_window is not None and self._last_window[0] == window.key:
+            return self._last_window[1], window.level_dbfs, False
+        started = time.perf_counter()
+        assert self.encoder is not None
+        row = self.encoder.embed([(window.samples, window.rate)])[0]
+        self.stats.audio_s += time.perf_counter() - started
+        self.stats.windows_encoded += 1
+        self._last_window = (window.key, row)
         return row, window.level_dbfs, False
 
     def _run(self) -> Iterator[FrameResult]:
@@ -162,10 +158,8 @@ class VideoRun:
             encoded = model_access.encode_frame(self.model, frame.rgb, input_size=self.input_size)
             detections = model_access.predict(encoded, vocabulary, **self.options)
             if embedding is not None:
-                regions = model_access.predict(encoded, model_access.with_soundtrack(None, embedding),
-                                               score_threshold=0.0, with_masks=False, max_detections=HEATMAP_REGIONS)
-                heatmap = score_map(regions.boxes, regions.scores, (height, width),
-                                    grid_shape((height, width), self.heatmap_cells))
+                heatmap = model_access.soundtrack_map(encoded, embedding, (height, width),
+                                                      grid_shape((height, width), self.heatmap_cells))
         self.stats.detect_s += time.perf_counter() - started
         started = time.perf_counter()
         track_ids = np.full(len(detections), -1, np.int64)
@@ -192,7 +186,8 @@ def detect_video(source: str | os.PathLike[str], prompts: Any = None, *, soundtr
             ``vocabulary`` add text prompts and ready embeddings.
         soundtrack: also use the video's own audio around each frame as a prompt named ``soundtrack``.
         fps: frames sampled per second (``None``: every frame); ``start_s``/``end_s``: the span, in seconds.
-        model: an ``AudiodeticModel`` (default: ``audiodetic.load()`` on ``device``).
+        model: an ``AudiodeticModel``, a model name or checkpoint path, or ``None`` for the default model (loaded
+            on ``device`` once per process with the API's default bridge, as :func:`audiodetic.detect` does).
         score_threshold, with_masks, max_detections, input_size: as for image detection.
         heatmap_cells: cells along the longer side of the soundtrack heat map; ``silence_dbfs``: silence threshold.
         track: link detections into tracks.
@@ -203,8 +198,7 @@ def detect_video(source: str | os.PathLike[str], prompts: Any = None, *, soundtr
     fps = check_fps(fps)
     start_s, end_s = check_span(start_s, end_s)
     threshold = check_threshold(score_threshold)
-    if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
-        raise InputError(f"max_detections must be a positive integer, got {max_detections!r}")
+    max_detections = check_positive_int(max_detections, argument="max_detections")
     if not (prompts is not None or text_prompts is not None or vocabulary is not None or soundtrack):
         raise InputError("no prompts: give sound prompts, text_prompts, vocabulary and/or soundtrack=True")
     reader = open_source(source, audio=audio, frame_rate=frame_rate)
@@ -214,9 +208,7 @@ def detect_video(source: str | os.PathLike[str], prompts: Any = None, *, soundtr
     if soundtrack and not reader.info.has_audio:
         raise VideoDecodeError(f"{source} has no audio stream, so the soundtrack cannot be a prompt; use named "
                                f"prompts (sounds, texts) instead, which need no audio")
-    if model is None:
-        model = model_access.load_model(device=device)
-    model_access.check_model(model)
+    model = model_access.resolve_model(model, device=device)
     named = model_access.named_vocabulary(model, prompts, text_prompts, vocabulary)
     return VideoRun(reader, model, named=named, soundtrack=soundtrack, fps=fps, start_s=start_s, end_s=end_s,
                     score_threshold=threshold, with_masks=with_masks, max_detections=max_detections,

@@ -9,22 +9,18 @@ One JSON object per sampled frame, one per line::
 Detections have the fields of image detections (:meth:`Detections.to_json_dict`: boxes in the upright frame's
 pixels, masks as COCO RLE, sorted by score) plus ``track_id``. ``silent``, ``audio_level_dbfs`` and ``heatmap``
 describe the soundtrack prompt; they are ``null`` when the soundtrack is not a prompt (``heatmap`` also on silent
-frames). Each line is written and flushed as its frame finishes, so a partly written file is valid up to its last
-line.
+frames). Each line is written and flushed as its frame finishes (:class:`audiodetic.io.JsonLinesAppender`), so a
+partly written file is valid up to its last line; read it back with :func:`audiodetic.io.iter_json_lines`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from audiodetic.errors import InputError
 from audiodetic.structures import Detections
 from audiodetic.video.heatmap import round_map
 
@@ -71,42 +67,3 @@ def sort_by_score(detections: Detections, track_ids: np.ndarray) -> tuple[Detect
     """Detections and their track ids in descending score order (stable for ties)."""
     order = np.argsort(-detections.scores, kind="stable")
     return detections[order], np.asarray(track_ids, np.int64)[order]
-
-
-class JsonLinesWriter:
-    """Writes one JSON object per line, flushed after each (the file is readable while it grows).
-
-    This file is deliberately not written through :func:`audiodetic.io.atomic_writer`: a stream's partial content is
-    the point. The caller checks the path with :func:`audiodetic.io.check_output` first.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._handle = open(self.path, "w", encoding="utf-8")
-        self.lines = 0
-
-    def write(self, record: dict[str, Any]) -> None:
-        self._handle.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._handle.flush()
-        self.lines += 1
-
-    def close(self) -> None:
-        if not self._handle.closed:
-            self._handle.close()
-
-    def __enter__(self) -> JsonLinesWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def read_json_lines(path: str | os.PathLike[str]) -> Iterable[dict[str, Any]]:
-    """The objects of a JSON Lines file, one per non-empty line (a ``ValueError`` names a bad line)."""
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise InputError(f"{path}:{number}: not a JSON object ({error})") from None

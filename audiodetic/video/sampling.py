@@ -15,6 +15,8 @@ from audiodetic.errors import InputError
 
 TIME_TOLERANCE_S = 1e-4
 """Timestamps this close before an instant count as at it (container time bases round frame times)."""
+FALLBACK_FPS = 25.0
+"""The frame rate assumed where a source states none (a frame period of 0.04 s)."""
 
 
 def check_fps(fps: float | None, *, argument: str = "fps") -> float | None:

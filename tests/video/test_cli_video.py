@@ -7,8 +7,8 @@ import json
 import pytest
 
 from audiodetic.cli import main
+from audiodetic.io import iter_json_lines
 from audiodetic.testing.video_media import write_test_video
-from audiodetic.video.records import read_json_lines
 
 pytest.importorskip("supervision")
 SMALL = ["--no-progress"]
@@ -29,7 +29,7 @@ def test_soundtrack_run_writes_lines_tracks_and_a_video_with_audio(clip_mp4, tin
     code = main(["video", str(clip_mp4.path), "--soundtrack", "--text", "car", "--score-threshold", "0.3", "--fps", "1",
                  "--output", str(out), "--draw", str(drawn), "--heatmap", *tiny_model_args, *SMALL])
     assert code == 0, capsys.readouterr().err
-    lines = list(read_json_lines(out))
+    lines = [value for _, _, value in iter_json_lines(out)]
     assert [line["time_s"] for line in lines] == pytest.approx([0, 1, 2, 3, 4, 5])
     assert {d["label"] for line in lines for d in line["detections"]} <= {"car", "soundtrack"}
     assert lines[-1]["silent"] is True and lines[0]["silent"] is False
@@ -87,7 +87,7 @@ def test_a_damaged_file_keeps_the_results_before_the_damage(tiny_model_args, tmp
                  *SMALL])
     err = capsys.readouterr().err
     assert code == 1 and "truncated or damaged after" in err
-    lines = list(read_json_lines(out))
+    lines = [value for _, _, value in iter_json_lines(out)]
     assert 2 <= len(lines) <= 10
     table = json.loads((tmp_path / "cut.tracks.json").read_text())
     assert table["complete"] is False and "truncated" in table["error"] and table["frames"] == len(lines)
