@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from audiodetic.errors import InputError
+from audiodetic.inputs.images import check_rgb_array
 
 
 @dataclass(frozen=True)
@@ -71,13 +72,7 @@ def check_image(image: object) -> np.ndarray | Image.Image:
             f"image must be an (H, W, 3) uint8 RGB numpy array, got {type(image).__name__} "
             "(load paths or PIL images with audiodetic.api)"
         )
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise InputError(f"image must have shape (H, W, 3) (RGB), got {image.shape}")
-    if image.dtype != np.uint8:
-        raise InputError(f"image must be uint8 (0..255), got dtype {image.dtype}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(f"image must not be empty, got shape {image.shape}")
-    return np.ascontiguousarray(image)
+    return check_rgb_array(image)
 
 
 def resize_image(image: np.ndarray | Image.Image, min_size: int, max_size: int) -> np.ndarray:

@@ -122,11 +122,13 @@ def as_pil_rgb(image: Any, *, argument: str = "image", max_pixels: int | None = 
         converted = to_rgb(image, argument=argument)
         return converted.copy() if converted is image else converted
     if isinstance(image, np.ndarray):
-        return Image.fromarray(_check_array(image, argument), "RGB")
+        return Image.fromarray(check_rgb_array(image, argument=argument), "RGB")
     raise InputTypeError(f"{argument}: expected {IMAGE_FORMS}, got {type(image).__name__}")
 
 
-def _check_array(image: np.ndarray, argument: str) -> np.ndarray:
+def check_rgb_array(image: np.ndarray, *, argument: str = "image") -> np.ndarray:
+    """``image`` as a C-contiguous ``(H, W, 3)`` uint8 RGB array (no copy when it already is one); an
+    :class:`InputError` naming the dtype and shape otherwise, or for an empty picture."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         hint = ("; stack a grayscale array into 3 channels (np.stack([a] * 3, axis=-1)) or pass a PIL image"
                 if image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 4)) else "")
@@ -141,7 +143,7 @@ def as_rgb_array(image: Any, *, argument: str = "image", max_pixels: int | None 
     """``image`` (see :func:`as_pil_rgb`) as a contiguous ``(H, W, 3)`` uint8 RGB array (an RGB array is used as
     it is, without a copy)."""
     if isinstance(image, np.ndarray):
-        return _check_array(image, argument)
+        return check_rgb_array(image, argument=argument)
     if isinstance(image, Image.Image):
         return np.asarray(to_rgb(image, argument=argument))  # np.asarray copies: the caller's image is untouched
     return np.asarray(as_pil_rgb(image, argument=argument, max_pixels=max_pixels))
@@ -152,7 +154,7 @@ def as_picture(image: Any, *, argument: str = "image", max_pixels: int | None = 
     stays that array; a path or ``PIL.Image`` becomes an upright RGB ``PIL.Image`` (the caller's object when it
     already is RGB; it is only read)."""
     if isinstance(image, np.ndarray):
-        return _check_array(image, argument)
+        return check_rgb_array(image, argument=argument)
     if isinstance(image, Image.Image):
         return to_rgb(image, argument=argument)
     return as_pil_rgb(image, argument=argument, max_pixels=max_pixels)
