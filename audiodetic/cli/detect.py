@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the contract plus prompts, drawing, engines and progress."""
-    from audiodetic.cli.options import add_model_options, add_progress_option, add_prompt_options
+    from audiodetic.cli.options import add_detection_options, add_model_options, add_progress_option, add_prompt_options
 
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="image files, folders (their images, sorted), quoted globs such as 'shots/**/*.jpg', "
@@ -56,15 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_options(models, device=False)
     models.add_argument("--explain", action="store_true",
                         help="print what each sound was heard as (the retrieval bridge's top-3 labels and weights)")
-    parser.add_argument("--score-threshold", type=float, default=0.5, metavar="T",
-                        help="keep detections scoring strictly above T, in [0, 1]")
-    parser.add_argument("--input-size", metavar="MIN,MAX",
-                        help="shortest-edge resize target and cap (default: the detector's, 800,1333; 640,640 is "
-                             "faster)")
-    parser.add_argument("--no-masks", action="store_true", help="skip instance masks")
+    add_detection_options(parser, score_threshold=0.5, max_detections=300)
     parser.add_argument("--all-classes", action="store_true",
                         help="score every class of a region, not only its best one")
-    parser.add_argument("--max-detections", type=int, default=300, metavar="N", help="detections kept per image")
     parser.add_argument("--max-image-pixels", type=int, metavar="N",
                         help="refuse image files above N pixels (default: $AUDIODETIC_MAX_IMAGE_PIXELS, else "
                              "178,956,970 - Pillow's decompression-bomb limit)")

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from audiodetic.cli.options import add_progress_option
+from audiodetic.cli.options import add_detection_options, add_progress_option
 from audiodetic.errors import InputError, MissingFileError
 
 
@@ -75,12 +75,10 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("running")
     run.add_argument("--shard", help="run only shard I/N (0-based); finish with `audiodetic eval merge`")
     run.add_argument("--max-images", type=int, help="only the first N images (by id), for quick checks")
-    run.add_argument("--score-threshold", type=float, default=0.02, help="keep scores above this")
-    run.add_argument("--max-detections", type=int, default=300, help="per image")
-    run.add_argument("--input-size", metavar="MIN,MAX",
-                     help="resize: shortest edge MIN, longest edge at most MAX (default 800,1333 as Detic's "
-                          "evaluation; 640,640 for the model zoo's real-time numbers)")
-    run.add_argument("--no-masks", action="store_true", help="skip the mask head (box AP only)")
+    add_detection_options(run, score_threshold=0.02, max_detections=300,
+                          input_size_help="resize: shortest edge MIN, longest edge at most MAX (default 800,1333 as "
+                                          "Detic's evaluation; 640,640 for the model zoo's real-time numbers)",
+                          masks_help="skip the mask head (box AP only)")
     run.add_argument("--one-class-per-proposal", action="store_true",
                      help="keep only each region's best class (Detic's demo setting, not its evaluation)")
     run.add_argument("--overwrite", action="store_true", help="discard an existing run in --output")

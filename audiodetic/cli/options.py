@@ -1,6 +1,7 @@
 """Options several ``audiodetic`` commands share, defined once: the models (``--detector``, ``--audio-weights``,
 ``--text-weights``, ``--bridge``, ``--device``, ``--half``), the prompts (``--audio``, ``--text``, ``--vocabulary``,
-``--names``) and progress (``--no-progress``). Defaults come from :mod:`audiodetic.api`; the help formatter
+``--names``), detection (``--score-threshold``, ``--input-size``, ``--max-detections``, ``--no-masks``) and
+progress (``--no-progress``). Defaults come from :mod:`audiodetic.api`; the help formatter
 (:mod:`audiodetic.cli.help`) states each default once."""
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ def add_prompt_options(parser: Any) -> None:
     parser.add_argument("--vocabulary", metavar="FILE",
                         help="class embeddings: a (C, 512) .npy (Detic's format) or an audiodetic .npz vocabulary")
     parser.add_argument("--names", metavar="A,B,C", help="comma-separated names of the --vocabulary rows")
+
+
+def add_detection_options(parser: Any, *, score_threshold: float, max_detections: int, per: str = "image",
+                          input_size_help: str | None = None, masks_help: str = "skip instance masks") -> None:
+    """``--score-threshold T``, ``--input-size MIN,MAX``, ``--max-detections N`` and ``--no-masks``, with the
+    command's own defaults (``per``: what ``--max-detections`` counts per, "image" or "frame")."""
+    parser.add_argument("--score-threshold", type=float, default=score_threshold, metavar="T",
+                        help="keep detections scoring strictly above T, in [0, 1]")
+    parser.add_argument("--input-size", metavar="MIN,MAX",
+                        help=input_size_help or "shortest-edge resize target and cap (default: the detector's, "
+                                                "800,1333; 640,640 is faster)")
+    parser.add_argument("--max-detections", type=int, default=max_detections, metavar="N",
+                        help=f"detections kept per {per}")
+    parser.add_argument("--no-masks", action="store_true", help=masks_help)
 
 
 def add_progress_option(parser: argparse.ArgumentParser) -> None:

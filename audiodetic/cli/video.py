@@ -25,7 +25,7 @@ from audiodetic.errors import InputError, MissingFileError
 
 def register(subparsers: Any) -> None:
     """Add the ``video`` subcommand."""
-    from audiodetic.cli.options import add_model_options, add_progress_option, add_prompt_options
+    from audiodetic.cli.options import add_detection_options, add_model_options, add_progress_option, add_prompt_options
 
     parser = subparsers.add_parser(
         "video", help="find the things that are sounding in a video, frame by frame",
@@ -51,11 +51,7 @@ def register(subparsers: Any) -> None:
     timing.add_argument("--frame-rate", type=float, metavar="FPS", help="frame rate of a folder of frames")
     timing.add_argument("--audio-file", metavar="FILE", help="the soundtrack of a folder of frames")
     add_model_options(parser.add_argument_group("models"))
-    parser.add_argument("--score-threshold", type=float, default=0.5, metavar="T",
-                        help="keep detections scoring strictly above T")
-    parser.add_argument("--input-size", metavar="MIN,MAX", help="detector resize (e.g. 640,640)")
-    parser.add_argument("--max-detections", type=int, default=100, metavar="N", help="detections kept per frame")
-    parser.add_argument("--no-masks", action="store_true", help="skip instance masks")
+    add_detection_options(parser, score_threshold=0.5, max_detections=100, per="frame")
     parser.add_argument("--no-tracking", action="store_true", help="do not link detections into tracks")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     add_progress_option(parser)
