@@ -35,8 +35,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import MODELS
+
 REPO = Path(__file__).resolve().parents[1]
-LAYOUT = "Detic_LCOCOI21k_CLIP_R5021k_640b32_4x_ft4x_max-size"
+LAYOUT = MODELS["r50"]
 SPEED_VARIANTS = ("loop", "pipelined", "ray-1", "ray-2")
 
 

@@ -36,9 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import peak_rss_mb
+from common import MODELS, peak_rss_mb
 
-R50 = "Detic_LCOCOI21k_CLIP_R5021k_640b32_4x_ft4x_max-size"
+R50 = MODELS["r50"]
 SIZE = (640, 360)
 SOURCE_FPS = 10
 

@@ -42,10 +42,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import upstream_env  # this folder holds the shared bench helpers
+from common import MODELS, upstream_env  # this folder holds the shared bench helpers
 
-FULL = {"r50": "Detic_LCOCOI21k_CLIP_R5021k_640b32_4x_ft4x_max-size",
-        "swinb": "Detic_LCOCOI21k_CLIP_SwinB_896b32_4x_ft4x_max-size"}
+FULL = MODELS
 TINY = {"r50": "tiny", "swinb": "tiny-swin"}
 FP32_TOLERANCE = {"box_px": 1e-2, "score": 1e-4, "mask_iou": 0.99, "mask_pixels": 2, "matched": 1.0}
 FP16_TOLERANCE = {"box_px": 2.0, "score": 2e-2, "mask_iou": 0.9, "mask_pixels": 10, "matched": 0.9}
