@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Any, Mapping
 
 from audiodetic import status
@@ -68,8 +69,8 @@ def load(name_or_paths: str | os.PathLike[str] | Mapping[str, Any] | None = None
     model = AudiodeticModel(
         detector,
         audio_encoder=_deferred_audio(audio_weights, device),
-        text_encoder=_deferred_text(text_weights, device),
-        image_encoder=_deferred_image(text_weights, device),
+        text_encoder=_deferred(text_weights, "text", device),
+        image_encoder=_deferred(text_weights, "image", device),
         device=device, half=half, name=os.fspath(detector_name),
     )
     model.set_bridge(_deferred_bridge(bridge, model, audio_weights, text_weights, device))
@@ -97,32 +98,30 @@ def _is_wav2clip(weights: Any) -> bool:
     return os.path.basename(os.fspath(weights)).lower().startswith("wav2clip")
 
 
-def _deferred_text(weights: Any, device: str) -> Deferred | None:
+def _deferred(weights: Any, tower: str, device: str) -> Deferred | None:
+    """The CLIP ViT-B/32 ``tower`` (``"text"`` or ``"image"``) read from ``weights`` on first use, or ``None``
+    without weights. Each tower reads only its own tensors when it is first needed: a text-only model never
+    holds the vision tower (the file is read a second time only when both kinds of prompt are used)."""
     if weights is None:
         return None
 
     def build() -> Any:
-        from audiodetic.encoders.clip_text import ClipTextEncoder
+        if tower == "text":
+            from audiodetic.encoders.clip_text import ClipTextEncoder
 
-        return ClipTextEncoder.from_checkpoint(weights, device=device)
-
-    return Deferred(build, f"CLIP text encoder from {weights}")
-
-
-def _deferred_image(weights: Any, device: str) -> Deferred | None:
-    if weights is None:
-        return None
-
-    def build() -> Any:
+            return ClipTextEncoder.from_checkpoint(weights, device=device)
         from audiodetic.encoders.clip_image import ClipImageEncoder
 
         return ClipImageEncoder.from_checkpoint(weights, device=device)
 
-    return Deferred(build, f"CLIP image encoder from {weights}")
+    return Deferred(build, f"CLIP {tower} encoder from {weights}")
 
 
 def _deferred_bridge(bridge: Any, model: AudiodeticModel, audio_weights: Any, text_weights: Any,
                      device: str) -> Any:
+    """``bridge`` as it is when it is ``None`` or a ready object; else a :class:`Deferred` that loads the saved
+    file or fits the kind (via :func:`audiodetic.bridge.default_bridge`) once the model's audio encoder is
+    needed. The spec is checked now, so a bad kind or a missing file fails at load."""
     if bridge is None or not isinstance(bridge, (str, os.PathLike)):
         return bridge  # None or a ready bridge object
     from audiodetic.bridge.files import check_bridge_to_use
@@ -133,17 +132,16 @@ def _deferred_bridge(bridge: Any, model: AudiodeticModel, audio_weights: Any, te
         from audiodetic import bridge as bridge_lib
         from audiodetic.spaces import needs_bridge
 
-        if not isinstance(spec, str):
-            return bridge_lib.load_bridge(spec)
-        if audio_weights is not None and not needs_bridge(model.audio_encoder().space):
+        audio_encoder = model.audio_encoder()  # raises when the model has none (audio_weights=None): no sounds
+        if isinstance(spec, Path):
+            return bridge_lib.default_bridge(spec, audio_encoder=audio_encoder)  # checks the file's input width
+        if not needs_bridge(audio_encoder.space):
             return None  # this encoder's sounds are in the detector's space already (Wav2CLIP): nothing to fit
         from audiodetic.encoders.audio.imagebind import ImageBindTextEncoder
 
+        imagebind_text = ImageBindTextEncoder.from_checkpoint(audio_weights).to(device).eval()
         clip_text = model.text_encoder if text_weights is not None else None  # loaded only if the labels need it
-        imagebind_text = None
-        if audio_weights is not None:
-            imagebind_text = ImageBindTextEncoder.from_checkpoint(audio_weights).to(device).eval()
-        return bridge_lib.default_bridge(spec, audio_encoder=model.audio_encoder(), clip_text_loader=clip_text,
+        return bridge_lib.default_bridge(spec, audio_encoder=audio_encoder, clip_text_loader=clip_text,
                                          imagebind_text_encoder=imagebind_text)
 
     return Deferred(build, f"{bridge} bridge")

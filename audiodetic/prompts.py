@@ -30,15 +30,22 @@ several threads.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence, Union
+from dataclasses import InitVar, dataclass
+from typing import Any, Iterable, Literal, Mapping, Sequence, Union
 
 import numpy as np
 
 from audiodetic.bridge import Bridge
-from audiodetic.encoders.cache import DEFAULT_CACHE, EmbeddingCache, encode_images, encode_sounds, encode_texts
+from audiodetic.encoders.cache import (
+    DEFAULT_CACHE,
+    EmbeddingCache,
+    cache_keys,
+    encode_images,
+    encode_sounds,
+    encode_texts,
+    text_cache_keys,
+)
 from audiodetic.encoders.protocols import AudioEncoder, ImageEncoder, TextEncoder
 from audiodetic.errors import InputError
 from audiodetic.inputs import check_image_prompt, check_name, check_sound_source, is_waveform_pair
@@ -53,43 +60,55 @@ __all__ = ["Sound", "Text", "Image", "Embedding", "Mix", "Prompt", "PromptSpec",
 
 @dataclass(frozen=True, eq=False)
 class Sound:
-    """One or several clips of one sound. ``Sound("a.wav")``, ``Sound(["a.wav", b"...", (waveform, 16000)])``."""
+    """One or several clips of one sound. ``Sound("a.wav")``, ``Sound(["a.wav", b"...", (waveform, 16000)])``.
+
+    ``argument`` is what errors about the clips call them (``"prompt 'dog'"`` from :func:`sound_prompts`).
+    """
 
     sources: Any
+    argument: InitVar[str] = "Sound"
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, argument: str) -> None:
         items = self.sources
         if isinstance(items, (list, tuple)) and not is_waveform_pair(items):
             items = tuple(items)
         else:
             items = (items,)
         if not items:
-            raise InputError("Sound needs at least one clip")
-        object.__setattr__(self, "sources", tuple(check_sound_source(s, argument="Sound") for s in items))
+            raise InputError(f"{argument} needs at least one clip")
+        object.__setattr__(self, "sources", tuple(check_sound_source(s, argument=argument) for s in items))
 
 
 @dataclass(frozen=True)
 class Text:
-    """A text phrase, embedded by the CLIP text encoder (with Detic's ``"a " + text`` template)."""
+    """A text phrase, embedded by the CLIP text encoder (with Detic's ``"a " + text`` template).
+
+    ``argument`` is what an error about the text calls it (``"prompt 'dog'"`` from :func:`build_vocabulary`).
+    """
 
     text: str
+    argument: InitVar[str] = "Text"
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, argument: str) -> None:
         if not isinstance(self.text, str) or not self.text.strip():
-            raise InputError(f"Text needs a non-empty string, got {self.text!r}")
+            raise InputError(f"{argument} needs a non-empty string, got {self.text!r}")
 
 
 @dataclass(frozen=True, eq=False)
 class Image:
-    """One or several example images of a thing (paths, PIL images, HxWx3 uint8 RGB arrays), averaged like clips."""
+    """One or several example images of a thing (paths, PIL images, HxWx3 uint8 RGB arrays), averaged like clips.
+
+    ``argument`` is what errors about the pictures call them (``"prompt 'dog'"`` from :func:`image_prompts`).
+    """
 
     images: Any
+    argument: InitVar[str] = "Image"
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, argument: str) -> None:
         items = tuple(self.images) if isinstance(self.images, (list, tuple)) else (self.images,)
         if not items:
-            raise InputError("Image needs at least one picture")
-        object.__setattr__(self, "images", tuple(check_image_prompt(im, argument="Image") for im in items))
+            raise InputError(f"{argument} needs at least one picture")
+        object.__setattr__(self, "images", tuple(check_image_prompt(im, argument=argument) for im in items))
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,21 +128,25 @@ class Embedding:
 
 @dataclass(frozen=True, eq=False)
 class Mix:
-    """A weighted sum of prompts: ``Mix([(0.7, Sound("bark.wav")), (0.3, Text("dog"))])``."""
+    """A weighted sum of prompts: ``Mix([(0.7, Sound("bark.wav")), (0.3, Text("dog"))])``.
+
+    ``argument`` is what errors about the terms call the mix (``"prompt 'dog'"`` from :func:`build_vocabulary`).
+    """
 
     terms: Any
+    argument: InitVar[str] = "Mix"
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, argument: str) -> None:
         terms = []
         for term in self.terms:
             if not (isinstance(term, (tuple, list)) and len(term) == 2):
-                raise InputError(f"Mix terms are (weight, prompt) pairs, got {term!r}")
+                raise InputError(f"{argument}: Mix terms are (weight, prompt) pairs, got {term!r}")
             weight, prompt = term
             if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or not np.isfinite(weight):
-                raise InputError(f"Mix weights must be finite numbers, got {weight!r}")
-            terms.append((float(weight), as_prompt(prompt)))
+                raise InputError(f"{argument}: Mix weights must be finite numbers, got {weight!r}")
+            terms.append((float(weight), as_prompt(prompt, argument=argument)))
         if not terms or not any(w != 0 for w, _ in terms):
-            raise InputError("Mix needs at least one term with a non-zero weight")
+            raise InputError(f"{argument} needs at least one term with a non-zero weight")
         object.__setattr__(self, "terms", tuple(terms))
 
 
@@ -131,17 +154,21 @@ Prompt = Union[Sound, Text, Image, Embedding, Mix]
 PromptSpec = Union[Prompt, str, Sequence[tuple[float, Any]]]
 
 
-def as_prompt(spec: Any) -> Prompt:
-    """A prompt object from a spec: prompt objects as they are, ``str`` -> :class:`Text`, pairs -> :class:`Mix`."""
+def as_prompt(spec: Any, *, argument: str | None = None) -> Prompt:
+    """A prompt object from a spec: prompt objects as they are, ``str`` -> :class:`Text`, pairs -> :class:`Mix`.
+
+    ``argument`` (e.g. ``"prompt 'dog'"``) starts the message of an error about ``spec``.
+    """
     if isinstance(spec, (Sound, Text, Image, Embedding, Mix)):
         return spec
     if isinstance(spec, str):
-        return Text(spec)
+        return Text(spec, argument=argument or "Text")
     if isinstance(spec, (list, tuple)) and spec and all(isinstance(t, (list, tuple)) and len(t) == 2 for t in spec):
-        return Mix(spec)
+        return Mix(spec, argument=argument or "Mix")
+    prefix = "" if argument is None else f"{argument}: "
     raise InputError(
-        f"cannot read {spec!r} as a prompt: use Sound(...), Text(...), Image(...), Embedding(...), Mix(...), a string, "
-        f"or a list of (weight, prompt) pairs"
+        f"{prefix}cannot read {spec!r} as a prompt: use Sound(...), Text(...), Image(...), Embedding(...), Mix(...), "
+        f"a string, or a list of (weight, prompt) pairs"
     )
 
 
@@ -153,15 +180,20 @@ def _walk(prompt: Prompt) -> Iterable[Prompt]:
 
 
 class _Resolver:
-    """Turns prompts into detector-space unit vectors (after the encoders have filled the cache)."""
+    """Turns prompts into detector-space unit vectors from the raw rows the encode pass returned."""
 
     def __init__(self, audio_encoder: AudioEncoder | None, bridge: Bridge | None, text_encoder: TextEncoder | None,
-                 average: str, cache: EmbeddingCache, image_encoder: ImageEncoder | None = None,
-                 hashes: dict[int, str] | None = None) -> None:
+                 average: str, encoded: Mapping[tuple[str, str], np.ndarray], image_encoder: ImageEncoder | None,
+                 hashes: dict[int, str]) -> None:
         self.audio_encoder, self.bridge, self.text_encoder = audio_encoder, bridge, text_encoder
         self.image_encoder = image_encoder
-        self.average, self.cache = average, cache
-        self.hashes = {} if hashes is None else hashes  # content hashes by id(source), shared with the encode pass
+        self.average = average
+        self.encoded = encoded  # {cache key: (D,) raw row} of every leaf, from the encode pass
+        self.hashes = hashes  # content hashes by id(source), shared with the encode pass
+
+    def rows(self, keys: Sequence[tuple[str, str]]) -> np.ndarray:
+        """``(N, D)`` raw rows of the encode pass for these cache keys."""
+        return np.stack([self.encoded[key] for key in keys])
 
     def to_detector(self, x: np.ndarray, space: str) -> np.ndarray:
         """``(B, D)`` rows of ``space`` -> ``(B, 512)`` unit rows: bridged when the space needs it."""
@@ -179,18 +211,16 @@ class _Resolver:
 
     def vector(self, prompt: Prompt) -> np.ndarray:
         if isinstance(prompt, Text):
-            return l2_normalize(encode_texts([prompt.text], self.text_encoder, cache=self.cache)[0])
+            return l2_normalize(self.rows(text_cache_keys(self.text_encoder, [prompt.text]))[0])
         if isinstance(prompt, Sound):
-            raw = encode_sounds(prompt.sources, self.audio_encoder, cache=self.cache, hashes=self.hashes,
-                                checked=True)
+            raw = self.rows(cache_keys("audio", self.audio_encoder, prompt.sources, self.hashes))
             space = self.audio_encoder.space
             if self.average == "audio":
                 prototype = l2_normalize(raw, what="clip embeddings").mean(axis=0, keepdims=True)
                 return l2_normalize(self.to_detector(prototype, space)[0])
             return l2_normalize(self.to_detector(l2_normalize(raw, what="clip embeddings"), space).mean(axis=0))
         if isinstance(prompt, Image):
-            raw = encode_images(prompt.images, self.image_encoder, cache=self.cache, hashes=self.hashes,
-                                checked=True)
+            raw = self.rows(cache_keys("image", self.image_encoder, prompt.images, self.hashes))
             if needs_bridge(self.image_encoder.space):
                 raise InputError(f"image embeddings in the {self.image_encoder.space!r} space cannot be used in "
                                  f"the detector space")
@@ -222,37 +252,40 @@ def _named_prompts(prompts: Any) -> list[tuple[str, Prompt]]:
     named = []
     for name, spec in pairs:
         check_name(name, "prompts")
-        with _naming(name):
-            named.append((name, as_prompt(spec)))
+        named.append((name, as_prompt(spec, argument=f"prompt {name!r}")))
     return named
-
-
-@contextlib.contextmanager
-def _naming(name: str) -> Iterator[None]:
-    """Prefix the message of a user error raised inside with the prompt's name."""
-    try:
-        yield
-    except (ValueError, FileNotFoundError) as error:
-        raise type(error)(f"prompt {name!r}: {error}") from None
 
 
 def sound_prompts(sources_by_name: Mapping[str, Sequence[Any]]) -> dict[str, Sound]:
     """``{name: Sound(sources)}`` from parsed sound prompts (:func:`audiodetic.inputs.parse_audio_prompts`); an
-    unusable source raises an error naming its prompt."""
-    sounds = {}
-    for name, sources in sources_by_name.items():
-        with _naming(name):
-            sounds[name] = Sound(list(sources))
-    return sounds
+    unusable source raises an error naming its prompt (``"prompt 'dog': ..."``)."""
+    return {name: Sound(list(sources), argument=f"prompt {name!r}") for name, sources in sources_by_name.items()}
 
 
 def image_prompts(pictures_by_name: Mapping[str, Sequence[Any]]) -> dict[str, Image]:
-    """``{name: Image(pictures)}``; an unusable picture raises an error naming its prompt."""
-    images = {}
-    for name, pictures in pictures_by_name.items():
-        with _naming(name):
-            images[name] = Image(list(pictures))
-    return images
+    """``{name: Image(pictures)}``; an unusable picture raises an error naming its prompt (``"prompt 'cat': ..."``)."""
+    return {name: Image(list(pictures), argument=f"prompt {name!r}") for name, pictures in pictures_by_name.items()}
+
+
+def _encode_leaves(leaves: Sequence[Prompt], audio_encoder: AudioEncoder | None, text_encoder: TextEncoder | None,
+                   image_encoder: ImageEncoder | None, cache: EmbeddingCache, hashes: dict[int, str]
+                   ) -> dict[tuple[str, str], np.ndarray]:
+    """Every clip, text and picture of ``leaves`` encoded in one batched call per kind (through ``cache``):
+    ``{cache key: (D,) float32 raw row}``, the rows the prompts are resolved from (never fetched again)."""
+    sources = [s for leaf in leaves if isinstance(leaf, Sound) for s in leaf.sources]
+    texts = list(dict.fromkeys(leaf.text for leaf in leaves if isinstance(leaf, Text)))
+    pictures = [im for leaf in leaves if isinstance(leaf, Image) for im in leaf.images]
+    encoded: dict[tuple[str, str], np.ndarray] = {}
+    if sources:
+        rows = encode_sounds(sources, audio_encoder, cache=cache, hashes=hashes, checked=True)
+        encoded.update(zip(cache_keys("audio", audio_encoder, sources, hashes), rows))
+    if texts:
+        rows = encode_texts(texts, text_encoder, cache=cache)
+        encoded.update(zip(text_cache_keys(text_encoder, texts), rows))
+    if pictures:
+        rows = encode_images(pictures, image_encoder, cache=cache, hashes=hashes, checked=True)
+        encoded.update(zip(cache_keys("image", image_encoder, pictures, hashes), rows))
+    return encoded
 
 
 def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio_encoder: AudioEncoder | None = None,
@@ -280,19 +313,10 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
     if average not in ("audio", "detector"):
         raise InputError(f"average must be 'audio' or 'detector', got {average!r}")
     named = _named_prompts(prompts)
-    cache = DEFAULT_CACHE if cache is None else cache
-    # Encode everything missing in two batched calls, so the per-prompt resolution below only hits the cache.
     leaves = [leaf for _, prompt in named for leaf in _walk(prompt)]
-    sources = [s for leaf in leaves if isinstance(leaf, Sound) for s in leaf.sources]
-    texts = list(dict.fromkeys(leaf.text for leaf in leaves if isinstance(leaf, Text)))
-    pictures = [im for leaf in leaves if isinstance(leaf, Image) for im in leaf.images]
     hashes: dict[int, str] = {}  # the sources are hashed here once; resolving the prompts reuses the hashes
-    if sources:
-        encode_sounds(sources, audio_encoder, cache=cache, hashes=hashes, checked=True)
-    if texts:
-        encode_texts(texts, text_encoder, cache=cache)
-    if pictures:
-        encode_images(pictures, image_encoder, cache=cache, hashes=hashes, checked=True)
+    encoded = _encode_leaves(leaves, audio_encoder, text_encoder, image_encoder,
+                             DEFAULT_CACHE if cache is None else cache, hashes)
     if isinstance(bridge, (str, os.PathLike)):
         bridged = [leaf for leaf in leaves if (isinstance(leaf, Sound) and needs_bridge(audio_encoder.space))
                    or (isinstance(leaf, Embedding) and needs_bridge(leaf.space))]
@@ -302,7 +326,7 @@ def build_vocabulary(prompts: Mapping[str, PromptSpec] | Sequence[Any], *, audio
             bridge = default_bridge(bridge, audio_encoder=audio_encoder)
         else:
             bridge = None
-    resolver = _Resolver(audio_encoder, bridge, text_encoder, average, cache, image_encoder, hashes)
+    resolver = _Resolver(audio_encoder, bridge, text_encoder, average, encoded, image_encoder, hashes)
     rows = [resolver.vector(prompt) for _, prompt in named]
     dims = {len(r) for r in rows}
     if len(dims) != 1:

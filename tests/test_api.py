@@ -195,3 +195,15 @@ def test_wav2clip_weights_prompt_without_a_bridge(tmp_path) -> None:
     np.testing.assert_allclose(vocabulary.embeddings[0], expected / np.linalg.norm(expected), atol=1e-5)
     with pytest.raises(ValueError, match="no bridge"):
         model.bridge()  # none was fitted: Wav2CLIP sounds are in CLIP space already
+
+
+def test_a_saved_bridge_of_another_width_is_refused_when_built(tmp_path) -> None:
+    from audiodetic.bridge import LinearBridge
+    from audiodetic.testing.detic_checkpoints import make_detic_checkpoint
+    from audiodetic.testing.imagebind_checkpoints import write_imagebind_checkpoint
+
+    wide = LinearBridge.random(1024, 512, seed=0).save(tmp_path / "wide.npz")
+    model = audiodetic.load(make_detic_checkpoint(tmp_path / "tiny.pth", "tiny"), text_weights=None, bridge=wide,
+                            audio_weights=write_imagebind_checkpoint(tmp_path / "ib.pth", "tiny", seed=0))
+    with pytest.raises(ValueError, match="1024-d inputs but the audio encoder outputs 64-d"):
+        model.bridge()

@@ -235,3 +235,26 @@ def test_errors_are_clear(audio, text, bridge, wavs, tmp_path):
         Embedding(np.zeros(512))
     with pytest.raises(VocabularyError, match="unique"):
         build_vocabulary([("a", "dog"), ("a", "cat")], text_encoder=text)
+
+
+def test_a_small_cache_encodes_each_item_once_per_build(text):
+    counting = Counting(text, "encode")
+    names = ["dog", "cat", "bird", "cow"]
+    vocabulary = build_vocabulary(names, text_encoder=counting, cache=EmbeddingCache(max_entries=1))
+    assert sorted(counting.items) == sorted(names)  # the first pass's rows are used, not fetched again
+    expected = build_vocabulary(names, text_encoder=text, cache=EmbeddingCache())
+    np.testing.assert_allclose(vocabulary.embeddings, expected.embeddings, atol=1e-6)
+
+
+def test_prompt_errors_name_the_prompt_once_and_keep_their_type(tmp_path):
+    from audiodetic.errors import InputTypeError, MissingFileError
+    from audiodetic.prompts import image_prompts, sound_prompts
+
+    with pytest.raises(MissingFileError, match=r"^prompt 'dog': sound file not found: .*nope\.wav$"):
+        sound_prompts({"dog": [tmp_path / "nope.wav"]})
+    with pytest.raises(MissingFileError, match=r"^prompt 'cat': image file not found"):
+        image_prompts({"cat": [tmp_path / "nope.png"]})
+    with pytest.raises(InputTypeError, match=r"^prompt 'cat'"):
+        image_prompts({"cat": [3.5]})
+    with pytest.raises(ValueError, match=r"^prompt 'x' needs a non-empty string"):
+        build_vocabulary({"x": "  "})

@@ -20,15 +20,16 @@ import hashlib
 import json
 import os
 import threading
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from audiodetic.bridge._common import FORMAT
-from audiodetic.bridge.files import check_bridge_spec, check_bridge_to_use, load_bridge
+from audiodetic.bridge.files import PAIRED_HINT, check_bridge_to_use, load_bridge
 from audiodetic.bridge.label_bank import bridge_cache_dir, label_embeddings, needs_clip_text
 from audiodetic.bridge.linear import LinearBridge
 from audiodetic.bridge.retrieval import RetrievalBridge
 from audiodetic.errors import InputError, WeightsNotFoundError
-from audiodetic.spaces import check_bridge_kind, is_bridge_kind
+from audiodetic.spaces import check_bridge_kind, is_label_bank_kind
 
 _RELEASED_BRIDGES: dict[tuple[str, str, str, str], Any] = {}
 _RELEASED_LOCK = threading.RLock()  # concurrent first uses fit once
@@ -38,7 +39,11 @@ CLIP_NEEDED = ("the bridge's label bank needs CLIP ViT-B/32 text embeddings of i
 
 
 def _label_bank_kind(kind: Any) -> str:
-    return str(check_bridge_to_use(check_bridge_kind(kind)))
+    """``kind`` when it is fitted from label names (:data:`~audiodetic.spaces.LABEL_BANK_KINDS`); an
+    :class:`~audiodetic.errors.InputError` naming the kinds, or saying how to fit a ``paired`` one, otherwise."""
+    if not is_label_bank_kind(check_bridge_kind(kind)):
+        raise InputError(f"bridge {kind!r}: {PAIRED_HINT}")
+    return kind
 
 
 def fit_bridge(kind: str = LinearBridge.kind, *, imagebind_text_encoder: Any, clip_text_encoder: Any = None,
@@ -101,12 +106,12 @@ def default_bridge(kind: str | os.PathLike[str] = RetrievalBridge.kind, *, audio
     Bridges obtained with the released weights (no encoders passed) are kept for the rest of the process, so later
     calls cost nothing.
     """
-    if not is_bridge_kind(kind):
-        bridge = load_bridge(check_bridge_spec(kind))
+    spec = check_bridge_to_use(kind)
+    if isinstance(spec, Path):
+        bridge = load_bridge(spec)
     else:
-        kind = _label_bank_kind(kind)
         released = imagebind_text_encoder is None and clip_text_encoder is None and isinstance(labels, str)
-        memo_key = (kind, str(labels), str(cache_dir), repr(sorted(fit_options.items())))
+        memo_key = (spec, str(labels), str(cache_dir), repr(sorted(fit_options.items())))
         with _RELEASED_LOCK if released else contextlib.nullcontext():
             if released and memo_key in _RELEASED_BRIDGES:
                 bridge = _RELEASED_BRIDGES[memo_key]
@@ -120,7 +125,7 @@ def default_bridge(kind: str | os.PathLike[str] = RetrievalBridge.kind, *, audio
                         clip_text_encoder = (clip_text_loader or _released_clip_text)()
                     except FileNotFoundError as error:
                         raise WeightsNotFoundError(f"{CLIP_NEEDED} ({error})") from None
-                bridge = fit_bridge(kind, imagebind_text_encoder=imagebind_text_encoder,
+                bridge = fit_bridge(spec, imagebind_text_encoder=imagebind_text_encoder,
                                     clip_text_encoder=clip_text_encoder, labels=labels, cache_dir=cache_dir,
                                     progress=progress, **fit_options)
                 if released:

@@ -149,27 +149,48 @@ def cache_keys(kind: str, encoder: Any, items: Sequence[Any], hashes: dict[int, 
     return [(eid, f"{kind}:{hashes[id(item)]}") for item in items]
 
 
+def text_cache_keys(encoder: Any, texts: Sequence[str]) -> list[tuple[str, str]]:
+    """``(encoder_id, "text:" + text)`` per text: the keys :func:`encode_texts` stores its rows under."""
+    eid = encoder_id(encoder)
+    return [(eid, "text:" + text) for text in texts]
+
+
 def _as_encoder_input(item: Any) -> Any:
     return str(item) if isinstance(item, Path) else item
 
 
+def _encode_cached(items: Sequence[Any], encoder: Any, *, kind: str, method: str, check: Callable[[Any], Any],
+                   missing: str, empty: str, cache: EmbeddingCache | None, hashes: dict[int, str] | None,
+                   checked: bool) -> np.ndarray:
+    """Raw ``(N, D)`` float32 rows of ``encoder.<method>(items)``, in order, through the cache (keys of ``kind``).
+
+    ``check`` puts one item in its checked form (skipped when ``checked``); ``missing`` is the error when
+    ``encoder`` is ``None`` and ``empty`` the one when no items are given.
+    """
+    if encoder is None:
+        raise InputError(missing)
+    encode = getattr(encoder, method, None)
+    if not callable(encode):
+        raise InputTypeError(f"{type(encoder).__name__} has no {method}(...) method")
+    checked_items = list(items) if checked else [check(item) for item in items]
+    if not checked_items:
+        raise InputError(empty)
+    keys = cache_keys(kind, encoder, checked_items, hashes)
+    rows = (DEFAULT_CACHE if cache is None else cache).get_many(
+        keys, checked_items, lambda todo: encode([_as_encoder_input(item) for item in todo]))
+    return np.stack(rows)
+
+
 def encode_sounds(sources: Sequence[Any], audio_encoder: "AudioEncoder", *, cache: EmbeddingCache | None = None,
                   hashes: dict[int, str] | None = None, checked: bool = False) -> np.ndarray:
-    """Raw audio-encoder embeddings ``(A, D)`` float32 of ``sources``, in order, through the cache.
+    """Raw audio-encoder embeddings ``(A, D)`` float32 of ``sources`` (``audio_encoder.encode_sources``), in
+    order, through the cache.
 
     ``checked=True`` says the sources are already in :func:`~audiodetic.inputs.check_sound_source` form.
     """
-    if audio_encoder is None:
-        raise InputError("sound prompts need an audio encoder (audio_encoder=...)")
-    if not hasattr(audio_encoder, "encode_sources"):
-        raise InputTypeError(f"{type(audio_encoder).__name__} has no encode_sources(sources) method")
-    items = list(sources) if checked else [check_sound_source(s) for s in sources]
-    if not items:
-        raise InputError("no sound sources given")
-    keys = cache_keys("audio", audio_encoder, items, hashes)
-    rows = (DEFAULT_CACHE if cache is None else cache).get_many(
-        keys, items, lambda todo: audio_encoder.encode_sources([_as_encoder_input(s) for s in todo]))
-    return np.stack(rows)
+    return _encode_cached(sources, audio_encoder, kind="audio", method="encode_sources", check=check_sound_source,
+                          missing="sound prompts need an audio encoder (audio_encoder=...)",
+                          empty="no sound sources given", cache=cache, hashes=hashes, checked=checked)
 
 
 def encode_texts(texts: Sequence[str], text_encoder: "TextEncoder", *,
@@ -181,24 +202,18 @@ def encode_texts(texts: Sequence[str], text_encoder: "TextEncoder", *,
     for text in texts:
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"texts must be non-empty strings, got {text!r}")
-    eid = encoder_id(text_encoder)
-    keys = [(eid, "text:" + t) for t in texts]
     store = DEFAULT_CACHE if cache is None else cache
-    return np.stack(store.get_many(keys, texts, lambda todo: text_encoder.encode(todo)))
+    return np.stack(store.get_many(text_cache_keys(text_encoder, texts), texts,
+                                   lambda todo: text_encoder.encode(todo)))
 
 
 def encode_images(images: Sequence[Any], image_encoder: "ImageEncoder", *, cache: EmbeddingCache | None = None,
                   hashes: dict[int, str] | None = None, checked: bool = False) -> np.ndarray:
-    """Raw image-encoder embeddings ``(I, D)`` float32 (``image_encoder.encode(images)``), through the cache.
+    """Raw image-encoder embeddings ``(I, D)`` float32 (``image_encoder.encode(images)``), in order, through the
+    cache.
 
     ``checked=True`` says the images are already in :func:`~audiodetic.inputs.check_image_prompt` form.
     """
-    if image_encoder is None:
-        raise InputError("image prompts need an image encoder (image_encoder=ClipImageEncoder...)")
-    items = list(images) if checked else [check_image_prompt(im) for im in images]
-    if not items:
-        raise InputError("no images given")
-    keys = cache_keys("image", image_encoder, items, hashes)
-    store = DEFAULT_CACHE if cache is None else cache
-    return np.stack(store.get_many(keys, items,
-                                   lambda todo: image_encoder.encode([_as_encoder_input(im) for im in todo])))
+    return _encode_cached(images, image_encoder, kind="image", method="encode", check=check_image_prompt,
+                          missing="image prompts need an image encoder (image_encoder=ClipImageEncoder...)",
+                          empty="no images given", cache=cache, hashes=hashes, checked=checked)
